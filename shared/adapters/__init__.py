@@ -1,0 +1,1 @@
+"""Adapters: one module per backend. Each imports its cloud client lazily, on first use."""

@@ -1,0 +1,47 @@
+"""Wiring: the one place that builds adapters from settings.
+
+Entry points ask here for what they need; everything is built lazily on first use (never at
+import, so emulator variables set later are honoured and cold start stays short). Tests call
+``override(...)`` to pass other adapters in, instead of patching internals.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from shared.ports import EventPublisher
+from shared.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_overrides: dict[str, Any] = {}
+_built: dict[str, Any] = {}
+
+
+def override(**parts: Any) -> None:
+    """Replace parts (``settings=``, ``publisher=``) for this process; ``reset()`` undoes it."""
+    with _lock:
+        _overrides.update(parts)
+        _built.clear()
+
+
+def reset() -> None:
+    with _lock:
+        _overrides.clear()
+        _built.clear()
+
+
+def settings() -> Settings:
+    found = _overrides.get("settings")
+    return found if found is not None else get_settings()
+
+
+def publisher() -> EventPublisher:
+    if "publisher" in _overrides:
+        return _overrides["publisher"]  # type: ignore[no-any-return]
+    with _lock:
+        if "publisher" not in _built:
+            from shared.adapters.pubsub import PubSubPublisher
+
+            _built["publisher"] = PubSubPublisher(settings())
+        return _built["publisher"]  # type: ignore[no-any-return]

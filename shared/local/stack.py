@@ -1,0 +1,233 @@
+"""The local stack: Pub/Sub emulator + functions under functions-framework + push subscriptions.
+
+``LocalStack(home).up()`` starts everything on free loopback ports, creates the topology from
+``shared/topology.json``, waits until every part answers, and writes ``<home>/run/stack.json``
+(where everything listens, and the PIDs). ``down()`` stops every process it started, including
+descendants that left their group, and checks that none is left. Later steps add their
+emulators and services here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.local.processes import (
+    STACK_ID_VAR,
+    ManagedProcess,
+    StackError,
+    free_port,
+    http_answers,
+    pid_alive,
+    processes_with_marker,
+    start_process,
+    stop_processes,
+    wait_until,
+)
+from shared.settings import REPO_ROOT, Settings
+from shared.topology import Topology, load_topology
+
+# The local development secret. Never used outside the local stack; say so loudly in README.
+LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class StackInfo:
+    """Where the running stack listens, and what to stop."""
+
+    stack_id: str
+    project: str
+    home: str
+    pubsub_host: str
+    functions: dict[str, str] = field(default_factory=dict)  # name -> base URL
+    pids: dict[str, int] = field(default_factory=dict)  # part -> PID (= process group id)
+    env: dict[str, str] = field(default_factory=dict)  # settings every function runs with
+    startup_seconds: dict[str, float] = field(default_factory=dict)
+    ready: bool = False  # every part answers and the topology exists
+
+    def url(self, function: str) -> str:
+        try:
+            return self.functions[function]
+        except KeyError:
+            raise StackError(f"function {function!r} is not running in this stack") from None
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+
+def _state_path(home: Path) -> Path:
+    return home / "run" / STATE_FILE
+
+
+def read_state(home: Path) -> StackInfo | None:
+    path = _state_path(home)
+    if not path.is_file():
+        return None
+    return StackInfo(**json.loads(path.read_text()))
+
+
+class LocalStack:
+    """Start and stop the embedded-default stack. Use as a context manager in tests and demos."""
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        project: str = "shopml-local",
+        topic_prefix: str = "",
+        webhook_secrets: Iterable[str] = (LOCAL_WEBHOOK_SECRET,),
+        functions: Iterable[str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        topology: Topology | None = None,
+        retry_backoff_seconds: tuple[int, int] | None = None,
+    ) -> None:
+        self.home = (home or REPO_ROOT / ".shopml").resolve()
+        self.project = project
+        self.topic_prefix = topic_prefix
+        self.webhook_secrets = tuple(webhook_secrets)
+        self.topology = topology or load_topology()
+        implemented = [f.name for f in self.topology.functions if f.implemented]
+        self.function_names = list(functions) if functions is not None else implemented
+        unknown = [name for name in self.function_names if name not in implemented]
+        if unknown:
+            raise StackError(f"no function folder for {unknown}; implemented: {implemented}")
+        self.extra_env = dict(extra_env or {})
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.info: StackInfo | None = None
+        self._processes: list[ManagedProcess] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def up(self, timeout_s: float = 60.0) -> StackInfo:
+        existing = read_state(self.home)
+        if existing and any(pid_alive(pid) for pid in existing.pids.values()):
+            raise StackError(
+                f"a local stack is already running from {self.home} (pids {existing.pids}); "
+                "run `python -m shared.local down` first"
+            )
+        run_dir = self.home / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stack_id = uuid.uuid4().hex
+        pubsub_port = free_port()
+        base_env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
+        settings_env = {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_port}",
+            "SHOPIFY_WEBHOOK_SECRETS": ",".join(self.webhook_secrets),
+            "SHOPML_HOME": str(self.home),
+            "SHOPML_TOPIC_PREFIX": self.topic_prefix,
+            **self.extra_env,
+        }
+        info = StackInfo(
+            stack_id=stack_id,
+            project=self.project,
+            home=str(self.home),
+            pubsub_host=settings_env["PUBSUB_EMULATOR_HOST"],
+            env=settings_env,
+        )
+        self.info = info
+        child_env = {**base_env, **settings_env, STACK_ID_VAR: stack_id}
+        try:
+            self._start_pubsub(info, child_env, pubsub_port, timeout_s)
+            self._write_state()
+            for name in self.function_names:
+                self._start_function(info, child_env, name, timeout_s)
+                self._write_state()
+            self._create_topology(info)
+            info.ready = True
+            self._write_state()
+        except BaseException:  # Ctrl-C included: never leave half a stack running
+            self.down()
+            raise
+        return info
+
+    def _start_pubsub(self, info: StackInfo, env: dict[str, str], port: int, timeout_s: float) -> None:
+        data_dir = self.home / "run" / "pubsub-data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "gcloud", "beta", "emulators", "pubsub", "start",
+            f"--host-port=127.0.0.1:{port}", f"--project={self.project}",
+            f"--data-dir={data_dir}", "--quiet",
+        ]  # fmt: skip
+        gcloud_env = {
+            **env,
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
+        }
+        started = time.monotonic()
+        try:
+            proc = start_process("pubsub-emulator", argv, gcloud_env, self.home / "run" / "logs", REPO_ROOT)
+        except FileNotFoundError:
+            raise StackError(
+                "gcloud not found: install the Google Cloud CLI with the pubsub-emulator "
+                "component (see README, Troubleshooting)"
+            ) from None
+        self._processes.append(proc)
+        info.pids["pubsub-emulator"] = proc.pid
+        wait_until(proc, http_answers(f"http://127.0.0.1:{port}/", b"Ok"), timeout_s, "Pub/Sub emulator")
+        info.startup_seconds["pubsub-emulator"] = round(time.monotonic() - started, 3)
+
+    def _start_function(self, info: StackInfo, env: dict[str, str], name: str, timeout_s: float) -> None:
+        spec = self.topology.function(name)
+        port = free_port()
+        argv = [
+            sys.executable, "-m", "functions_framework",
+            "--source", str(spec.source), "--target", name,
+            "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        started = time.monotonic()
+        proc = start_process(name, argv, env, self.home / "run" / "logs", REPO_ROOT)
+        self._processes.append(proc)
+        info.pids[name] = proc.pid
+        url = f"http://127.0.0.1:{port}"
+        wait_until(proc, http_answers(url + "/"), timeout_s, f"function {name}")
+        info.functions[name] = url
+        info.startup_seconds[name] = round(time.monotonic() - started, 3)
+
+    def _create_topology(self, info: StackInfo) -> None:
+        from shared.adapters.pubsub import ensure_topology
+
+        push_targets = {
+            name: url for name, url in info.functions.items() if self.topology.function(name).trigger == "pubsub"
+        }
+        ensure_topology(
+            info.settings(), self.topology, push_targets, retry_backoff_seconds=self.retry_backoff_seconds
+        )
+
+    def _write_state(self) -> None:
+        assert self.info is not None
+        path = _state_path(self.home)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self.info), indent=2))
+        tmp.replace(path)
+
+    def down(self) -> list[int]:
+        """Stop everything this stack started; returns PIDs that could not be stopped."""
+        info = self.info or read_state(self.home)
+        if info is None:
+            return []
+        survivors = stop_processes(info.pids.values(), info.stack_id)
+        _state_path(self.home).unlink(missing_ok=True)
+        self.info = None
+        self._processes.clear()
+        if survivors:
+            raise StackError(f"could not stop processes {survivors}")
+        return survivors
+
+    def __enter__(self) -> StackInfo:
+        return self.up()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+
+def stack_processes_left(stack_id: str) -> list[int]:
+    """Processes of a stopped stack that are still alive (should be none)."""
+    return processes_with_marker(stack_id)

@@ -1,0 +1,133 @@
+"""Settings: one frozen object, built from the environment on first use.
+
+Every default makes the local run work; Terraform supplies the cloud values. Nothing here
+imports a cloud client. Tests build ``Settings.from_env({...})`` instead of patching.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Shopify topics that feed the pipeline (``shopify-events``).
+STORE_TOPICS: tuple[str, ...] = (
+    "orders/create",
+    "orders/updated",
+    "orders/cancelled",
+    "orders/paid",
+    "refunds/create",
+    "products/create",
+    "products/update",
+    "products/delete",
+    "inventory_levels/update",
+    "customers/create",
+    "customers/update",
+    "app/uninstalled",
+)
+# Mandatory privacy webhooks; routed to the ``compliance`` topic instead.
+COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
+
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024  # Pub/Sub's message limit is 10 MB; orders are far smaller.
+
+
+def _split_csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with local defaults. See README "Configuration"."""
+
+    project: str = "shopml-local"
+    pubsub_emulator_host: str | None = None
+    topic_prefix: str = ""
+    webhook_secrets: tuple[str, ...] = ()
+    store_topics: tuple[str, ...] = STORE_TOPICS
+    compliance_topics: tuple[str, ...] = COMPLIANCE_TOPICS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    publish_timeout_seconds: float = 3.0
+    home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
+    warehouse_url: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("SHOPML_HOME") or REPO_ROOT / ".shopml")
+        store_topics = _split_csv(env.get("SHOPML_STORE_TOPICS", "")) or STORE_TOPICS
+        overlap = set(store_topics) & set(COMPLIANCE_TOPICS)
+        if overlap:
+            raise ConfigurationError(
+                f"SHOPML_STORE_TOPICS lists privacy topics {sorted(overlap)}; they always go to "
+                "the compliance topic, remove them"
+            )
+        settings = cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT") or "shopml-local",
+            pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST") or None,
+            topic_prefix=env.get("SHOPML_TOPIC_PREFIX", ""),
+            webhook_secrets=_split_csv(env.get("SHOPIFY_WEBHOOK_SECRETS", "")),
+            store_topics=store_topics,
+            max_body_bytes=_int(env, "SHOPML_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            publish_timeout_seconds=_float(env, "SHOPML_PUBLISH_TIMEOUT_SECONDS", 3.0),
+            home=home,
+            warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
+            log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),
+        )
+        if settings.publish_timeout_seconds >= 5.0:
+            raise ConfigurationError(
+                "SHOPML_PUBLISH_TIMEOUT_SECONDS must stay below 5: Shopify abandons a delivery after 5 s"
+            )
+        return settings
+
+    def topic_name(self, topic: str) -> str:
+        """The deployed name of a topology topic (local runs may add a prefix)."""
+        return f"{self.topic_prefix}{topic}"
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{self.topic_name(topic)}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self.project}/subscriptions/{self.topic_name(subscription)}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once, on first use."""
+    return Settings.from_env()
