@@ -17,6 +17,11 @@ define pip_install
 	@$(1) install -q $(2) > $(3) 2>&1 || { grep -v "is ignored: it is neither" $(3) | tail -40; echo "pip install failed (full log: $(3))"; exit 1; }
 endef
 
+# Fragments per concern (e.g. the BigQuery-emulator venv) live in mk/; they may add
+# prerequisites of `make test` to TEST_PREREQS.
+TEST_PREREQS :=
+-include mk/*.mk
+
 .PHONY: help install demo test test-unit test-integration bench lint fmt infra-check system-deps clean stack-up stack-down
 
 help:
@@ -58,7 +63,7 @@ $(CHECKOV_STAMP):
 demo: install
 	$(PY) -m shared.demo $(if $(QUICK),--quick,)
 
-test: install $(CHECKOV_STAMP)
+test: install $(CHECKOV_STAMP) $(TEST_PREREQS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install
