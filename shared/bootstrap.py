@@ -41,7 +41,13 @@ def publisher() -> EventPublisher:
         return _overrides["publisher"]  # type: ignore[no-any-return]
     with _lock:
         if "publisher" not in _built:
-            from shared.adapters.pubsub import PubSubPublisher
+            current = settings()
+            if current.publisher == "client":
+                from shared.adapters.pubsub import PubSubPublisher
 
-            _built["publisher"] = PubSubPublisher(settings())
+                _built["publisher"] = PubSubPublisher(current)
+            else:
+                from shared.adapters.pubsub_fast import GroupCommitPublisher
+
+                _built["publisher"] = GroupCommitPublisher(current)
         return _built["publisher"]  # type: ignore[no-any-return]

@@ -79,6 +79,8 @@ class Settings:
     compliance_topics: tuple[str, ...] = COMPLIANCE_TOPICS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     publish_timeout_seconds: float = 3.0
+    publish_batch_max_latency_ms: float = 5.0
+    publisher: str = "group_commit"  # or "client" (the official client's timer batching)
     home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
     warehouse_url: str = ""
     log_level: str = "INFO"
@@ -102,10 +104,16 @@ class Settings:
             store_topics=store_topics,
             max_body_bytes=_int(env, "SHOPML_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             publish_timeout_seconds=_float(env, "SHOPML_PUBLISH_TIMEOUT_SECONDS", 3.0),
+            publish_batch_max_latency_ms=_float(env, "SHOPML_PUBLISH_BATCH_MAX_LATENCY_MS", 5.0),
+            publisher=env.get("SHOPML_PUBLISHER", "group_commit"),
             home=home,
             warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),
         )
+        if settings.publisher not in ("group_commit", "client"):
+            raise ConfigurationError(
+                f"SHOPML_PUBLISHER={settings.publisher!r}: choose group_commit (default) or client"
+            )
         if settings.publish_timeout_seconds >= 5.0:
             raise ConfigurationError(
                 "SHOPML_PUBLISH_TIMEOUT_SECONDS must stay below 5: Shopify abandons a delivery after 5 s"

@@ -39,8 +39,7 @@ _MAX_HEADER_LEN = 256
 
 def sign_webhook(body: bytes, secret: str) -> str:
     """The ``X-Shopify-Hmac-Sha256`` value Shopify sends for ``body`` (used by the simulators)."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return base64.b64encode(hmac.digest(secret.encode("utf-8"), body, "sha256")).decode("ascii")
 
 
 def verify_webhook_signature(body: bytes, signature: str | None, secrets: Iterable[str]) -> bool:
@@ -59,7 +58,7 @@ def verify_webhook_signature(body: bytes, signature: str | None, secrets: Iterab
         return False
     matched = False
     for secret in secrets:
-        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+        expected = hmac.digest(secret.encode("utf-8"), body, "sha256")  # one-shot C path
         matched |= hmac.compare_digest(expected, given)
     return matched
 

@@ -15,10 +15,9 @@ from shared.errors import PublishFailed
 from shared.settings import Settings
 from shared.topology import Topology
 
-# Batching trades latency for throughput. Every webhook waits for its own publish, so a long
-# batch window adds straight to the webhook's latency; 2 ms still batches under load (many
-# threads publish at once) and keeps p99 low at moderate rates. Measured in bench/.
-DEFAULT_BATCH_MAX_LATENCY_S = 0.002
+# Batching trades latency for throughput: every webhook waits for its own publish, so the
+# batch window (settings.publish_batch_max_latency_ms) adds to its latency, while bigger
+# batches cost less CPU per message. bench/RESULTS.md has the sweep behind the default.
 DEFAULT_BATCH_MAX_MESSAGES = 100
 
 
@@ -57,11 +56,10 @@ class PubSubPublisher:
         self,
         settings: Settings,
         *,
-        batch_max_latency_s: float = DEFAULT_BATCH_MAX_LATENCY_S,
         batch_max_messages: int = DEFAULT_BATCH_MAX_MESSAGES,
     ) -> None:
         self._settings = settings
-        self._batch_max_latency_s = batch_max_latency_s
+        self._batch_max_latency_s = settings.publish_batch_max_latency_ms / 1000
         self._batch_max_messages = batch_max_messages
         self._client: Any = None
         self._retry: Any = None

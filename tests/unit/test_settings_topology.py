@@ -93,3 +93,10 @@ def test_topology_rejects_dangling_references() -> None:
     raw["subscriptions"]["x"] = {**raw["subscriptions"]["shopify-events-validate-load"], "dead_letter_topic": "nope"}
     with pytest.raises(ValueError, match="unknown topic 'nope'"):
         parse_topology(raw)
+
+
+def test_publisher_choice_is_validated() -> None:
+    assert Settings.from_env({}).publisher == "group_commit"
+    assert Settings.from_env({"SHOPML_PUBLISHER": "client"}).publisher == "client"
+    with pytest.raises(ConfigurationError, match="SHOPML_PUBLISHER"):
+        Settings.from_env({"SHOPML_PUBLISHER": "kafka"})
