@@ -145,6 +145,16 @@ def ensure_topology(
                 created["topics"].append(topic)
             except exceptions.AlreadyExists:
                 pass
+        # Dead letters are kept on a pull subscription "<dlq>-hold" until someone looks at
+        # them (Terraform creates the same ones): a topic without subscriptions drops messages.
+        for dlq in sorted({sub.dead_letter_topic for sub in topology.subscriptions}):
+            try:
+                subscriber.create_subscription(
+                    name=settings.subscription_path(f"{dlq}-hold"), topic=settings.topic_path(dlq)
+                )
+                created["subscriptions"].append(f"{dlq}-hold")
+            except exceptions.AlreadyExists:
+                pass
         for sub in topology.subscriptions:
             base = push_base_urls.get(sub.push_to)
             if base is None:

@@ -1,0 +1,179 @@
+# shopml on Google Cloud: the root composes one module per concern under infra/modules/.
+#
+# shared/topology.json is the single source of truth for topics, push subscriptions, dead
+# letters and functions: the local stack (shared/topology.py) and this configuration both read
+# it, so the emulator setup and the cloud cannot drift apart. Nothing below names a topic or a
+# function's settings by hand; it derives them from the file.
+#
+# Seams for the modules still to come (bigquery, scheduler, vertex, monitoring): they take
+# module.iam.function_emails (dataset- and job-level grants per function), module.pubsub.topic_ids
+# (scheduler targets, alert sources) and local.labels.
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  topology = jsondecode(file("${path.module}/shared/topology.json"))
+
+  # A function ships once its code exists: functions/<name>/main.py (the folder is the entry point).
+  implemented_functions = sort([
+    for name in keys(local.topology.functions) : name
+    if fileexists("${path.module}/functions/${name}/main.py")
+  ])
+  enabled_functions = var.enabled_functions == null ? local.implemented_functions : sort(tolist(var.enabled_functions))
+
+  functions = {
+    for name in local.enabled_functions : name => {
+      trigger         = local.topology.functions[name].trigger
+      public          = local.topology.functions[name].public
+      public_reason   = try(local.topology.functions[name].public_reason, "")
+      publishes       = local.topology.functions[name].publishes
+      memory          = local.topology.functions[name].memory
+      cpu             = local.topology.functions[name].cpu
+      timeout_seconds = local.topology.functions[name].timeout_seconds
+      min_instances   = local.topology.functions[name].min_instances
+      max_instances   = local.topology.functions[name].max_instances
+      concurrency     = local.topology.functions[name].concurrency
+    } if contains(keys(local.topology.functions), name)
+  }
+
+  # A push subscription needs its function's URL: only those of deployed functions are created.
+  # Messages published meanwhile stay on the topic (topic retention) for a later seek.
+  subscriptions = {
+    for name, sub in local.topology.subscriptions : name => sub
+    if contains(local.enabled_functions, sub.push_to)
+  }
+  dead_letter_topics = toset([for sub in values(local.topology.subscriptions) : sub.dead_letter_topic])
+
+  # Push subscriptions whose ack deadline is shorter than the function's timeout: Pub/Sub
+  # would redeliver while the first attempt still runs.
+  short_ack_deadlines = [
+    for name, sub in local.topology.subscriptions : "${name} (ack ${sub.ack_deadline_seconds}s < ${sub.push_to} timeout ${local.topology.functions[sub.push_to].timeout_seconds}s)"
+    if sub.ack_deadline_seconds < local.topology.functions[sub.push_to].timeout_seconds
+  ]
+
+  labels = merge(var.labels, {
+    app         = "shopml"
+    environment = var.environment
+  })
+
+  # The Shopify webhook secrets: readable by ingest_webhook's account and nobody else.
+  webhook_secret_id       = "shopify-webhook-secrets"
+  webhook_secret_readers  = ["ingest_webhook"]
+  webhook_secret_function = "ingest_webhook"
+}
+
+# Fails the plan, with a message, when the configuration and the repository disagree.
+resource "terraform_data" "topology_guard" {
+  input = sha256(file("${path.module}/shared/topology.json"))
+
+  lifecycle {
+    precondition {
+      condition     = length(setsubtract(local.enabled_functions, keys(local.topology.functions))) == 0
+      error_message = "enabled_functions names functions that are not in shared/topology.json: ${join(", ", sort(setsubtract(local.enabled_functions, keys(local.topology.functions))))}."
+    }
+    precondition {
+      condition     = alltrue([for name in local.enabled_functions : fileexists("${path.module}/functions/${name}/main.py")])
+      error_message = "Every enabled function needs functions/<name>/main.py."
+    }
+  }
+}
+
+check "push_ack_deadline_covers_function_timeout" {
+  assert {
+    condition     = length(local.short_ack_deadlines) == 0
+    error_message = "Ack deadline shorter than the function timeout in shared/topology.json: ${join("; ", local.short_ack_deadlines)}. Pub/Sub redelivers a message still being processed (duplicates, wasted work)."
+  }
+}
+
+resource "google_project_service" "this" {
+  for_each = var.activate_apis
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+module "iam" {
+  source = "./infra/modules/iam"
+
+  project_id       = var.project_id
+  project_number   = data.google_project.this.number
+  function_names   = toset(keys(local.functions))
+  deployer_members = var.deployer_members
+
+  depends_on = [google_project_service.this]
+}
+
+module "secrets" {
+  source = "./infra/modules/secrets"
+
+  project_id = var.project_id
+  labels     = local.labels
+  secrets = {
+    (local.webhook_secret_id) = {
+      description = "SHOPIFY_WEBHOOK_SECRETS: comma-separated Shopify app secrets; any one may sign a webhook (rotation)."
+      accessors = {
+        for name in local.webhook_secret_readers : name => module.iam.function_members[name]
+        if contains(keys(local.functions), name)
+      }
+    }
+  }
+  secret_values_wo_version = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets_version } : {}
+  secret_values_wo         = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets } : {}
+
+  depends_on = [google_project_service.this]
+}
+
+# pubsub and functions refer to each other (topics -> publisher grants -> functions -> push
+# subscriptions); Terraform resolves that per resource, there is no cycle.
+module "pubsub" {
+  source = "./infra/modules/pubsub"
+
+  project_id                 = var.project_id
+  project_number             = data.google_project.this.number
+  topics                     = local.topology.topics
+  subscriptions              = local.subscriptions
+  dead_letter_topics         = local.dead_letter_topics
+  push_endpoints             = module.functions.uris
+  push_service_account_email = module.iam.push_invoker_email
+  labels                     = local.labels
+
+  depends_on = [google_project_service.this]
+}
+
+module "functions" {
+  source = "./infra/modules/functions"
+
+  project_id                    = var.project_id
+  region                        = var.region
+  functions                     = local.functions
+  service_account_emails        = module.iam.function_emails
+  builder_service_account_id    = module.iam.builder_id
+  builder_service_account_email = module.iam.builder_email
+  invoker_service_account_email = module.iam.push_invoker_email
+  topic_ids                     = module.pubsub.topic_ids
+  bundle_dir                    = "${path.module}/${var.function_bundle_dir}"
+  source_bucket_name            = "${var.project_id}-shopml-fn-source"
+  warehouse_dataset             = var.bigquery_dataset
+  labels                        = local.labels
+  # Read by nothing: changing it creates new revisions, whose instances read the latest secrets.
+  extra_environment_variables = var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout }
+
+  secret_environment_variables = {
+    for name in [local.webhook_secret_function] : name => {
+      SHOPIFY_WEBHOOK_SECRETS = module.secrets.secret_ids[local.webhook_secret_id]
+    } if contains(keys(local.functions), name)
+  }
+
+  # Only on the APIs: a module depends_on defers the module's data sources (the source zips)
+  # to apply time whenever the dependency has changes, which would hide which code redeploys.
+  # The APIs change rarely (first apply); terraform_data.topology_guard is left out on purpose.
+  depends_on = [google_project_service.this]
+}

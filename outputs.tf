@@ -1,0 +1,54 @@
+output "function_urls" {
+  description = "HTTPS URL of every deployed function, keyed by function name."
+  value       = module.functions.uris
+}
+
+output "webhook_url" {
+  description = "URL to give Shopify for webhooks (ingest_webhook); null while it is not deployed."
+  value       = try(module.functions.uris["ingest_webhook"], null)
+}
+
+output "predict_url" {
+  description = "URL the storefront calls for forecasts (predict); null while it is not deployed."
+  value       = try(module.functions.uris["predict"], null)
+}
+
+output "deployed_functions" {
+  description = "Functions this configuration deploys (enabled_functions, or every implemented one)."
+  value       = local.enabled_functions
+}
+
+output "topic_ids" {
+  description = "ID of every Pub/Sub topic, keyed by topic name."
+  value       = module.pubsub.topic_ids
+}
+
+output "push_subscription_ids" {
+  description = "ID of every push subscription, keyed by subscription name."
+  value       = module.pubsub.push_subscription_ids
+}
+
+output "dead_letter_hold_subscriptions" {
+  description = "Pull subscription holding each dead-letter topic's messages, keyed by dead-letter topic."
+  value       = module.pubsub.dead_letter_hold_subscription_ids
+}
+
+output "function_service_accounts" {
+  description = "Runtime service account of each function, keyed by function name (for the modules to come)."
+  value       = module.iam.function_emails
+}
+
+output "push_invoker_service_account" {
+  description = "Service account in the OIDC token of every push subscription."
+  value       = module.iam.push_invoker_email
+}
+
+output "webhook_secret_id" {
+  description = "Secret Manager secret that holds SHOPIFY_WEBHOOK_SECRETS (add versions with gcloud)."
+  value       = module.secrets.secret_ids[local.webhook_secret_id]
+}
+
+output "function_source_objects" {
+  description = "Content-addressed source zip each function is deployed from."
+  value       = module.functions.source_objects
+}

@@ -1,0 +1,718 @@
+"""shopml's Terraform held to its contract: formatted, checkov-clean, derived from
+shared/topology.json, least-privilege, and deployed by a Cloud Build that tests first.
+
+``terraform init/validate/plan`` cannot run on these machines (the google provider cannot be
+downloaded), so besides ``terraform fmt`` and checkov these tests parse the HCL with
+python-hcl2 and check what the configuration says, expression by expression.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+
+from shared.webhooks import sign_webhook, verify_webhook_signature
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES_DIR = REPO / "infra" / "modules"
+MODULES = ("iam", "pubsub", "functions", "secrets")
+CONFIG_DIRS = (REPO, *(MODULES_DIR / name for name in MODULES))
+TOPOLOGY = json.loads((REPO / "shared" / "topology.json").read_text())
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+BUNDLE_SCRIPT = REPO / "infra" / "scripts" / "bundle_functions.sh"
+SMOKE_SCRIPT = REPO / "infra" / "scripts" / "smoke_webhook.py"
+
+# Project-wide grants allowed, each because nothing narrower exists (see infra/modules/iam).
+ALLOWED_PROJECT_ROLES = {"roles/logging.logWriter"}
+LABELLED_TYPES = {
+    "google_pubsub_topic",
+    "google_pubsub_subscription",
+    "google_cloudfunctions2_function",
+    "google_storage_bucket",
+    "google_secret_manager_secret",
+    "google_artifact_registry_repository",
+}
+
+
+# --- python-hcl2 8.x output, normalised --------------------------------------------------------
+#
+# hcl2.load (8.1.4) keeps the quotes of string literals and block labels ('"google_x"'),
+# wraps every other expression as "${...}", returns each block as a list of dicts and marks
+# blocks with "__is_block__". `normalise` turns literals into plain str, expressions into
+# Expr (a str holding the bare expression) and drops the markers.
+
+
+class Expr(str):
+    """An HCL expression that is not a plain string literal (``var.x``, ``a ? b : c``...)."""
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_unquote(key): normalise(item) for key, item in value.items() if key != "__is_block__"}
+    if isinstance(value, list):
+        return [normalise(item) for item in value]
+    if isinstance(value, str):
+        if value.startswith("${") and value.endswith("}"):
+            return Expr(value[2:-1])
+        return _unquote(value)
+    return value
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"')
+    return text
+
+
+@functools.cache
+def parse(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        parsed = normalise(hcl2.load(handle))
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def tf_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.tf"))
+
+
+def blocks(directory: Path, kind: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in tf_files(directory):
+        for block in parse(path).get(kind, []):
+            yield path, block
+
+
+def resources(directory: Path, kind: str = "resource") -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, name, body) of every resource (or data source) declared in ``directory``."""
+    found = []
+    for _, block in blocks(directory, kind):
+        for rtype, named in block.items():
+            for name, body in named.items():
+                found.append((rtype, name, body))
+    return found
+
+
+def all_resources(kind: str = "resource") -> list[tuple[Path, str, str, dict[str, Any]]]:
+    return [(d, rtype, name, body) for d in CONFIG_DIRS for rtype, name, body in resources(d, kind)]
+
+
+def resource(directory: Path, rtype: str, name: str) -> dict[str, Any]:
+    for found_type, found_name, body in resources(directory):
+        if (found_type, found_name) == (rtype, name):
+            return body
+    raise AssertionError(f"{directory.relative_to(REPO)} declares no {rtype}.{name}")
+
+
+def named_blocks(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
+    """variable / output / module blocks of ``directory`` by name."""
+    found: dict[str, dict[str, Any]] = {}
+    for _, block in blocks(directory, kind):
+        found.update(block)
+    return found
+
+
+def locals_of(directory: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for _, block in blocks(directory, "locals"):
+        merged.update(block)
+    return merged
+
+
+def single(body: dict[str, Any], block_name: str) -> dict[str, Any]:
+    found = body.get(block_name)
+    assert isinstance(found, list) and len(found) == 1, (
+        f"expected exactly one {block_name} block, got {found!r}"
+    )
+    return found[0]
+
+
+def compact(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
+def module_dir(name: str) -> Path:
+    return MODULES_DIR / name
+
+
+# --- tools --------------------------------------------------------------------------------------
+
+
+def terraform_binary() -> str:
+    found = shutil.which("terraform") or (
+        "/usr/local/bin/terraform" if os.access("/usr/local/bin/terraform", os.X_OK) else None
+    )
+    if found is None:
+        pytest.fail("terraform is not installed (expected on PATH or at /usr/local/bin/terraform)")
+    return found
+
+
+def test_terraform_fmt_is_clean() -> None:
+    result = subprocess.run(
+        [terraform_binary(), "fmt", "-check", "-recursive", "-diff"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # The machine points TF_CLI_CONFIG_FILE at a missing file: that warning goes to stderr.
+    assert result.returncode == 0, (
+        f"terraform fmt -check failed; run `terraform fmt -recursive`:\n{result.stdout}"
+    )
+
+
+def checkov_skip_comments() -> list[tuple[Path, str]]:
+    found = []
+    for directory in CONFIG_DIRS:
+        for path in tf_files(directory):
+            for line in path.read_text().splitlines():
+                if "checkov:skip" in line:
+                    found.append((path, line.strip()))
+    return found
+
+
+def test_checkov_passes_with_only_justified_skips() -> None:
+    if not os.access(CHECKOV, os.X_OK):
+        pytest.fail(
+            f"{CHECKOV.relative_to(REPO)} is missing: run `make test`, which builds .venv-checkov first"
+        )
+    result = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(REPO),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--quiet",
+            "--compact",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    summary = re.search(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)", output)
+    assert summary, f"checkov scanned no Terraform (no summary line):\n{output}"
+    passed, failed, skipped = (int(n) for n in summary.groups())
+    assert result.returncode == 0 and failed == 0, f"checkov found problems:\n{output}"
+    assert passed > 0
+    # Every skip comment must suppress a finding that exists: no stale, unexplained skips.
+    assert skipped == len(checkov_skip_comments()), (
+        f"checkov skipped {skipped} checks but the HCL has {len(checkov_skip_comments())} skip comments"
+    )
+
+
+def test_every_checkov_skip_gives_a_reason() -> None:
+    skips = checkov_skip_comments()
+    assert skips, "expected the documented checkov skips (CMEK, access logs, public ingress)"
+    for path, line in skips:
+        match = re.fullmatch(r"#\s*checkov:skip=(CKV2?_[A-Z]+_\d+):(.+)", line)
+        assert match, f"{path.relative_to(REPO)}: malformed skip {line!r} (want #checkov:skip=CKV_X_N:reason)"
+        assert len(match.group(2).split()) >= 8, (
+            f"{path.relative_to(REPO)}: {match.group(1)} needs a real reason"
+        )
+
+
+# --- the root is derived from shared/topology.json ---------------------------------------------
+
+
+def test_root_reads_shared_topology_json() -> None:
+    topology = locals_of(REPO)["topology"]
+    assert compact(topology) == compact('jsondecode(file("${path.module}/shared/topology.json"))')
+    calls = named_blocks(REPO, "module")
+    assert calls["pubsub"]["topics"] == "local.topology.topics"
+    assert compact(calls["pubsub"]["dead_letter_topics"]) == "local.dead_letter_topics"
+    assert "local.topology.subscriptions" in locals_of(REPO)["subscriptions"]
+    assert "local.topology.subscriptions" in locals_of(REPO)["dead_letter_topics"]
+    assert calls["functions"]["functions"] == "local.functions"
+    # Functions deploy once functions/<name>/main.py exists, with every setting from the file.
+    implemented = compact(locals_of(REPO)["implemented_functions"])
+    assert 'fileexists("${path.module}/functions/${name}/main.py")' in implemented
+    functions = locals_of(REPO)["functions"]
+    for setting in ("trigger", "public", "publishes", "memory", "cpu", "timeout_seconds", "concurrency"):
+        assert f"local.topology.functions[name].{setting}" in functions, setting
+
+
+def function_folders() -> list[str]:
+    return sorted(
+        p.name for p in (REPO / "functions").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
+
+
+def test_every_function_folder_is_in_topology() -> None:
+    folders = function_folders()
+    assert folders, "no function folders under functions/"
+    unknown = sorted(set(folders) - set(TOPOLOGY["functions"]))
+    assert not unknown, f"functions/ holds folders that shared/topology.json does not list: {unknown}"
+
+
+def test_every_implemented_function_can_be_bundled() -> None:
+    implemented = [
+        name for name in TOPOLOGY["functions"] if (REPO / "functions" / name / "main.py").is_file()
+    ]
+    assert implemented, "no function is implemented yet"
+    missing = [name for name in implemented if not (REPO / "functions" / name / "requirements.txt").is_file()]
+    assert not missing, (
+        f"Cloud Functions installs from functions/<name>/requirements.txt; missing for {missing}"
+    )
+
+
+def test_topology_public_functions_are_http_and_say_why() -> None:
+    for name, spec in TOPOLOGY["functions"].items():
+        if spec.get("public"):
+            assert spec["trigger"] == "http", f"{name} is public but not an HTTP function"
+            assert len(spec.get("public_reason", "").split()) >= 5, (
+                f"{name} is public without a public_reason"
+            )
+
+
+# --- IAM ------------------------------------------------------------------------------------------
+
+
+def iam_resources() -> list[tuple[Path, str, str, dict[str, Any]]]:
+    return [r for r in all_resources() if re.search(r"_iam_(member|binding|policy)$", r[1])]
+
+
+def test_no_owner_or_editor_and_project_roles_only_where_unavoidable() -> None:
+    grants = iam_resources()
+    assert len(grants) >= 8, (
+        "expected the resource-level grants of the iam, pubsub, functions and secrets modules"
+    )
+    for directory, rtype, name, body in grants:
+        where = f"{directory.relative_to(REPO) or '.'}: {rtype}.{name}"
+        role = body.get("role", "")
+        assert role not in {"roles/owner", "roles/editor"}, f"{where} grants {role}"
+        assert not rtype.endswith("_policy"), (
+            f"{where}: authoritative IAM policies would wipe Google's own grants"
+        )
+        if rtype.startswith("google_project_iam"):
+            assert rtype == "google_project_iam_member", (
+                f"{where}: project bindings are authoritative for the role"
+            )
+            assert role in ALLOWED_PROJECT_ROLES, (
+                f"{where}: project-wide {role}; grant it on the resource instead"
+            )
+            assert isinstance(role, str) and not isinstance(role, Expr), (
+                f"{where}: project role must be a literal"
+            )
+    # The only IAM member ever given to anyone outside the project is allUsers -> run.invoker.
+    for _, rtype, name, body in grants:
+        if str(body.get("member", "")) in {"allUsers", "allAuthenticatedUsers"}:
+            assert (rtype, body["role"]) == ("google_cloud_run_v2_service_iam_member", "roles/run.invoker"), (
+                name
+            )
+            assert body["for_each"] == "local.public_functions"
+
+
+def test_functions_publish_only_to_the_topics_they_list() -> None:
+    functions = module_dir("functions")
+    grant = resource(functions, "google_pubsub_topic_iam_member", "publisher")
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert grant["for_each"] == "local.publisher_grants"
+    grants_expr = compact(locals_of(functions)["publisher_grants"])
+    assert "fn.publishes" in grants_expr and "forname,fninvar.functions" in grants_expr
+    assert compact(grant["topic"]) == "var.topic_ids[each.value.topic]"
+    assert compact(grant["member"]) == "serviceAccount:${var.service_account_emails[each.value.function]}"
+    # No other path to publishing: no other publisher grant anywhere.
+    publishers = [
+        (d, t, n)
+        for d, t, n, body in iam_resources()
+        if body.get("role") in {"roles/pubsub.publisher", "roles/pubsub.editor", "roles/pubsub.admin"}
+    ]
+    assert sorted((d.name, n) for d, _, n in publishers) == [
+        ("functions", "publisher"),
+        ("pubsub", "dead_letter_publisher"),
+    ]
+
+
+def test_one_service_account_per_function() -> None:
+    account = resource(module_dir("iam"), "google_service_account", "function")
+    assert account["for_each"] == "var.function_names"
+    assert compact(named_blocks(REPO, "module")["iam"]["function_names"]) == "toset(keys(local.functions))"
+    function = resource(module_dir("functions"), "google_cloudfunctions2_function", "this")
+    service = single(function, "service_config")
+    assert compact(service["service_account_email"]) == "var.service_account_emails[each.key]"
+
+
+def test_event_functions_are_internal_and_invoked_only_by_the_push_account() -> None:
+    functions = module_dir("functions")
+    function = resource(functions, "google_cloudfunctions2_function", "this")
+    assert function["for_each"] == "var.functions"
+    assert "event_trigger" not in function, (
+        "push subscriptions are ours; an Eventarc trigger would add its own"
+    )
+    service = single(function, "service_config")
+    assert compact(service["ingress_settings"]) == compact(
+        'each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"'
+    )
+    assert "each.value.public_reason" in function["description"]
+    local = locals_of(functions)
+    assert 'fn.trigger=="pubsub"' in compact(local["pubsub_functions"])
+    assert "iffn.public" in compact(local["public_functions"])
+    invoker = resource(functions, "google_cloud_run_v2_service_iam_member", "push_invoker")
+    assert invoker["for_each"] == "local.pubsub_functions"
+    assert invoker["role"] == "roles/run.invoker"
+    assert compact(invoker["member"]) == "serviceAccount:${var.invoker_service_account_email}"
+    public = resource(functions, "google_cloud_run_v2_service_iam_member", "public_invoker")
+    assert (public["for_each"], public["member"]) == ("local.public_functions", "allUsers")
+    root_call = named_blocks(REPO, "module")["functions"]
+    assert compact(root_call["invoker_service_account_email"]) == "module.iam.push_invoker_email"
+    assert (
+        compact(named_blocks(REPO, "module")["pubsub"]["push_service_account_email"])
+        == "module.iam.push_invoker_email"
+    )
+
+
+def test_webhook_secret_is_readable_only_by_ingest_webhook() -> None:
+    accessors = [r for r in iam_resources() if r[1] == "google_secret_manager_secret_iam_member"]
+    assert len(accessors) == 1
+    _, _, _, grant = accessors[0]
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    root = locals_of(REPO)
+    assert root["webhook_secret_readers"] == ["ingest_webhook"]
+    assert root["webhook_secret_function"] == "ingest_webhook"
+    secrets_call = named_blocks(REPO, "module")["secrets"]
+    ((secret_key, secret_spec),) = secrets_call["secrets"].items()
+    assert "local.webhook_secret_id" in secret_key
+    assert compact(secret_spec["accessors"]).startswith(
+        "{fornameinlocal.webhook_secret_readers:name=>module.iam.function_members[name]"
+    )
+    # Exposed to the function as SHOPIFY_WEBHOOK_SECRETS, resolved from Secret Manager.
+    secret_env = named_blocks(REPO, "module")["functions"]["secret_environment_variables"]
+    assert "SHOPIFY_WEBHOOK_SECRETS" in secret_env and "local.webhook_secret_function" in secret_env
+    service = single(
+        resource(module_dir("functions"), "google_cloudfunctions2_function", "this"), "service_config"
+    )
+    dynamic = service["dynamic"][0]["secret_environment_variables"]
+    assert compact(dynamic["for_each"]) == "lookup(var.secret_environment_variables,each.key,{})"
+    # Automatic replication; no plaintext secret value ever in the configuration or state.
+    secret = resource(module_dir("secrets"), "google_secret_manager_secret", "this")
+    assert "auto" in single(secret, "replication")
+    version = resource(module_dir("secrets"), "google_secret_manager_secret_version", "write_only")
+    assert "secret_data" not in version and "secret_data_wo" in version
+    values = named_blocks(module_dir("secrets"), "variable")["secret_values_wo"]
+    assert values.get("ephemeral") is True and values.get("sensitive") is True
+    root_value = named_blocks(REPO, "variable")["webhook_secrets"]
+    assert root_value.get("ephemeral") is True and root_value.get("default") is None
+
+
+# --- Pub/Sub -------------------------------------------------------------------------------------
+
+
+def test_push_subscriptions_have_dead_letter_retry_and_oidc() -> None:
+    pubsub = module_dir("pubsub")
+    pushed = [
+        (n, b) for t, n, b in resources(pubsub) if t == "google_pubsub_subscription" and "push_config" in b
+    ]
+    assert [n for n, _ in pushed] == ["push"]
+    _, sub = pushed[0]
+    assert sub["for_each"] == "var.subscriptions"
+    assert compact(sub["ack_deadline_seconds"]) == "each.value.ack_deadline_seconds"
+    dead_letter = single(sub, "dead_letter_policy")
+    assert (
+        compact(dead_letter["dead_letter_topic"])
+        == "google_pubsub_topic.this[each.value.dead_letter_topic].id"
+    )
+    assert compact(dead_letter["max_delivery_attempts"]) == "each.value.max_delivery_attempts"
+    retry = single(sub, "retry_policy")
+    assert compact(retry["minimum_backoff"]) == "each.value.min_backoff"
+    assert compact(retry["maximum_backoff"]) == "each.value.max_backoff"
+    push = single(sub, "push_config")
+    # functions-framework takes the CloudEvent source from projects/<p>/topics/<t> in the path.
+    assert push["push_endpoint"] == (
+        "${var.push_endpoints[each.value.push_to]}/projects/${var.project_id}/topics/${each.value.topic}"
+    )
+    oidc = single(push, "oidc_token")
+    assert compact(oidc["service_account_email"]) == "var.push_service_account_email"
+    assert compact(oidc["audience"]) == "var.push_endpoints[each.value.push_to]"
+    assert single(sub, "expiration_policy")["ttl"] == ""
+    # The subscriptions the root passes are topology.json's (those of deployed functions).
+    assert "contains(local.enabled_functions,sub.push_to)" in compact(locals_of(REPO)["subscriptions"])
+
+
+def test_topology_subscriptions_fit_pubsub_limits() -> None:
+    for name, sub in TOPOLOGY["subscriptions"].items():
+        assert 5 <= sub["max_delivery_attempts"] <= 100, name
+        assert 10 <= sub["ack_deadline_seconds"] <= 600, name
+        assert sub["dead_letter_topic"] in TOPOLOGY["topics"] and sub["dead_letter_topic"] != sub["topic"], (
+            name
+        )
+        assert int(sub["min_backoff"].rstrip("s")) <= int(sub["max_backoff"].rstrip("s")) <= 600, name
+
+
+def test_pubsub_service_agent_can_dead_letter() -> None:
+    pubsub = module_dir("pubsub")
+    agent = locals_of(pubsub)["pubsub_service_agent"]
+    assert agent == "serviceAccount:service-${var.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    publisher = resource(pubsub, "google_pubsub_topic_iam_member", "dead_letter_publisher")
+    assert (publisher["for_each"], publisher["role"]) == ("var.dead_letter_topics", "roles/pubsub.publisher")
+    assert publisher["member"] == "local.pubsub_service_agent"
+    subscriber = resource(pubsub, "google_pubsub_subscription_iam_member", "dead_letter_subscriber")
+    assert (subscriber["for_each"], subscriber["role"]) == ("var.subscriptions", "roles/pubsub.subscriber")
+    assert subscriber["member"] == "local.pubsub_service_agent"
+    assert compact(subscriber["subscription"]) == "google_pubsub_subscription.push[each.key].name"
+
+
+def test_topics_keep_topology_retention() -> None:
+    topic = resource(module_dir("pubsub"), "google_pubsub_topic", "this")
+    assert topic["for_each"] == "var.topics"
+    assert compact(topic["message_retention_duration"]) == "each.value.retention"
+
+
+# --- functions --------------------------------------------------------------------------------------
+
+
+def test_functions_run_python311_with_topology_sizing_and_cloud_settings() -> None:
+    functions = module_dir("functions")
+    function = resource(functions, "google_cloudfunctions2_function", "this")
+    build = single(function, "build_config")
+    assert build["runtime"] == "var.runtime" and build["entry_point"] == "each.key"
+    assert named_blocks(functions, "variable")["runtime"]["default"] == "python311"
+    service = single(function, "service_config")
+    expected = {
+        "available_memory": "each.value.memory",
+        "available_cpu": "each.value.cpu",
+        "timeout_seconds": "each.value.timeout_seconds",
+        "min_instance_count": "each.value.min_instances",
+        "max_instance_count": "each.value.max_instances",
+        "max_instance_request_concurrency": "each.value.concurrency",
+        "environment_variables": "local.runtime_environment",
+    }
+    assert {key: compact(service[key]) for key in expected} == expected
+    env = compact(locals_of(functions)["runtime_environment"])
+    assert "GOOGLE_CLOUD_PROJECT=var.project_id" in env
+    assert 'SHOPML_WAREHOUSE="bigquery://${var.project_id}/${var.warehouse_dataset}"' in env
+    assert 'SHOPML_TOPIC_PREFIX=""' in env
+
+
+def test_function_source_is_named_by_content_hash() -> None:
+    functions = module_dir("functions")
+    archive = next(
+        body for t, n, body in resources(functions, "data") if (t, n) == ("archive_file", "source")
+    )
+    assert archive["source_dir"] == "${var.bundle_dir}/${each.key}"
+    obj = resource(functions, "google_storage_bucket_object", "source")
+    assert obj["name"] == "${each.key}/${data.archive_file.source[each.key].output_md5}.zip"
+    source = single(
+        single(
+            single(resource(functions, "google_cloudfunctions2_function", "this"), "build_config"), "source"
+        ),
+        "storage_source",
+    )
+    assert compact(source["object"]) == "google_storage_bucket_object.source[each.key].name"
+
+
+def test_everything_is_labelled() -> None:
+    labelled = [(d, t, n, b) for d, t, n, b in all_resources() if t in LABELLED_TYPES]
+    assert len(labelled) >= 6
+    for directory, rtype, name, body in labelled:
+        assert "labels" in body, f"{directory.relative_to(REPO) or '.'}: {rtype}.{name} has no labels"
+    labels = compact(locals_of(REPO)["labels"])
+    assert 'app="shopml"' in labels and "environment=var.environment" in labels
+    for call in named_blocks(REPO, "module").values():
+        if "labels" in call:
+            assert call["labels"] == "local.labels"
+
+
+# --- module hygiene -----------------------------------------------------------------------------
+
+
+def required_providers(directory: Path) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for _, block in blocks(directory, "terraform"):
+        for providers in block.get("required_providers", []):
+            found.update(providers)
+    return found
+
+
+def test_provider_versions_are_pinned_exactly_and_agree() -> None:
+    root = required_providers(REPO)
+    assert {"google", "archive"} <= set(root)
+    for directory in CONFIG_DIRS:
+        assert (directory / "versions.tf").is_file(), f"{directory} has no versions.tf"
+        providers = required_providers(directory)
+        assert providers, f"{directory} pins no providers"
+        for name, spec in providers.items():
+            assert re.fullmatch(r"\d+\.\d+\.\d+", spec["version"]), (
+                f"{directory}: {name} {spec['version']!r} is not exact"
+            )
+            assert spec["source"] == f"hashicorp/{name}"
+            assert spec == root[name], (
+                f"{directory}: {name} pinned to {spec['version']}, root to {root[name]['version']}"
+            )
+        if directory != REPO:
+            assert not list(blocks(directory, "provider")), (
+                f"{directory}: modules must not configure providers"
+            )
+
+
+def test_every_variable_has_type_and_description() -> None:
+    count = 0
+    for directory in CONFIG_DIRS:
+        for name, body in named_blocks(directory, "variable").items():
+            count += 1
+            where = f"{directory.relative_to(REPO) or '.'}: variable {name}"
+            assert body.get("type"), f"{where} has no type"
+            assert len(str(body.get("description", "")).split()) >= 3, f"{where} has no real description"
+    assert count >= 30
+
+
+def test_every_output_is_described_and_modules_have_the_standard_files() -> None:
+    for name in MODULES:
+        for file in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+            assert (module_dir(name) / file).is_file(), f"infra/modules/{name}/{file} missing"
+    for directory in CONFIG_DIRS:
+        for name, body in named_blocks(directory, "output").items():
+            assert body.get("description"), f"{directory}: output {name} has no description"
+    calls = named_blocks(REPO, "module")
+    assert {call["source"] for call in calls.values()} == {f"./infra/modules/{name}" for name in MODULES}
+
+
+def test_collections_use_for_each_never_count() -> None:
+    for directory in CONFIG_DIRS:
+        for kind in ("resource", "data"):
+            for rtype, name, body in resources(directory, kind):
+                assert "count" not in body, (
+                    f"{directory}: {rtype}.{name} uses count; key it by name with for_each"
+                )
+        for name, body in named_blocks(directory, "module").items():
+            assert "count" not in body, f"module {name} uses count"
+    keyed = [(t, n) for _, t, n, b in all_resources() if "for_each" in b]
+    assert len(keyed) >= 15
+
+
+# --- bundling and smoke test scripts ------------------------------------------------------------
+
+
+def test_bundle_holds_the_function_and_shared_without_local_code(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for relative, text in {
+        "functions/alpha/main.py": "def alpha(): ...\n",
+        "functions/alpha/requirements.txt": "functions-framework==3.10.2\n",
+        "functions/alpha/__pycache__/main.cpython-311.pyc": "x",
+        "functions/notyet/README.md": "no main.py: not bundled\n",
+        "shared/__init__.py": "",
+        "shared/settings.py": "X = 1\n",
+        "shared/topology.json": "{}\n",
+        "shared/adapters/pubsub.py": "\n",
+        "shared/local/__main__.py": "local stack\n",
+        "shared/simulator/replay.py": "simulator\n",
+        "shared/__pycache__/settings.cpython-311.pyc": "x",
+    }.items():
+        path = repo / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        ["bash", str(BUNDLE_SCRIPT), str(repo), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "alpha/main.py",
+        "alpha/requirements.txt",
+        "alpha/shared/__init__.py",
+        "alpha/shared/adapters/pubsub.py",
+        "alpha/shared/settings.py",
+        "alpha/shared/topology.json",
+    ]
+    assert all((p.stat().st_mode & 0o777) == 0o644 for p in out.rglob("*") if p.is_file())
+
+    (repo / "functions" / "alpha" / "requirements.txt").unlink()
+    failed = subprocess.run(
+        ["bash", str(BUNDLE_SCRIPT), str(repo), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode != 0 and "requirements.txt" in failed.stderr
+
+
+def load_smoke_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("smoke_webhook", SMOKE_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def serve_webhooks(verify: bool) -> ThreadingHTTPServer:
+    """A stand-in for ingest_webhook: 401 unless the body is signed with "s1" (when verify)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            ok = not verify or verify_webhook_signature(
+                body, self.headers.get("X-Shopify-Hmac-Sha256"), ["s1"]
+            )
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_smoke_script_signs_like_shopify_and_catches_a_webhook_that_does_not_verify() -> None:
+    smoke = load_smoke_script()
+    assert smoke.shopify_signature(b'{"id": 1}', "s1") == sign_webhook(b'{"id": 1}', "s1")
+    verifying = serve_webhooks(verify=True)
+    careless = serve_webhooks(verify=False)
+    try:
+        url = f"http://127.0.0.1:{verifying.server_port}/"
+        assert smoke.run(url, "s1,s2", timeout=5) == []
+        assert smoke.run(url, "wrong-secret", timeout=5), (
+            "a signature under the wrong secret must fail the smoke test"
+        )
+        failures = smoke.run(f"http://127.0.0.1:{careless.server_port}/", "s1", timeout=5)
+        assert len(failures) == 2 and all("expected 401" in f for f in failures)
+        assert smoke.run(url, " , ", timeout=5) == [f"{smoke.SECRETS_ENV} holds no secret"]
+    finally:
+        verifying.shutdown()
+        careless.shutdown()
+
+
+# --- Cloud Build -----------------------------------------------------------------------------------
+
+
+def test_cloud_build_tests_before_it_builds_or_deploys() -> None:
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = {step["id"]: step for step in build["steps"]}
+    assert len(steps) == len(build["steps"]), "step ids must be unique"
+    for step_id, step in steps.items():
+        assert "waitFor" in step, f"step {step_id} has no waitFor"
+        for dep in step["waitFor"]:
+            assert dep == "-" or dep in steps, f"step {step_id} waits for unknown step {dep}"
+
+    def upstream(step_id: str) -> set[str]:
+        deps = {d for d in steps[step_id]["waitFor"] if d != "-"}
+        return deps.union(*(upstream(d) for d in deps)) if deps else set()
+
+    for step_id in ("bundle", "tf-init", "tf-plan", "tf-apply", "smoke-test", "promote"):
+        assert {"lint", "test"} <= upstream(step_id), f"{step_id} may run before lint and test passed"
+    assert "tf-plan" in upstream("tf-apply") and "tf-apply" in upstream("smoke-test")
+    assert "smoke-test" in upstream("promote")
+    script = {step_id: " ".join(map(str, step.get("args", []))) for step_id, step in steps.items()}
+    assert "make lint" in script["lint"] and "make test" in script["test"]
+    assert "bundle_functions.sh" in script["bundle"]
+    assert "fmt -check -recursive" in script["tf-fmt"]
+    assert "apply" in script["tf-apply"] and "/workspace/tfplan" in script["tf-apply"]
+    assert "smoke_webhook.py" in script["smoke-test"]
+    for name in ("_REGION", "_ENV", "_TF_STATE_BUCKET"):
+        assert name in build["substitutions"], name

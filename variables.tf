@@ -1,0 +1,139 @@
+variable "project_id" {
+  type        = string
+  description = "ID of the Google Cloud project to deploy shopml into (one project per environment)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project ID: 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, buckets and repositories (e.g. europe-west1)."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 or us-central1."
+  }
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name: labels every resource and names the state prefix (dev, staging or prod)."
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be one of dev, staging, prod."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels for every resource; app=shopml and environment=<environment> are always added and win."
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
+    ])
+    error_message = "Label keys must start with a lowercase letter; keys and values may use only lowercase letters, digits, _ and - (max 63 characters)."
+  }
+}
+
+variable "enabled_functions" {
+  type        = set(string)
+  description = "Functions to deploy. null (the default) deploys every function of shared/topology.json whose functions/<name>/main.py exists, so a function ships as soon as its code does. Set it to hold one back or to roll out one at a time."
+  default     = null
+
+  validation {
+    condition     = var.enabled_functions == null ? true : alltrue([for name in var.enabled_functions : can(regex("^[a-z][a-z0-9_]{2,26}$", name))])
+    error_message = "enabled_functions must list function names (snake_case folder names under functions/)."
+  }
+}
+
+variable "function_bundle_dir" {
+  type        = string
+  description = "Directory, relative to the repository root, where infra/scripts/bundle_functions.sh wrote one bundle per function."
+  default     = "build/functions"
+
+  validation {
+    condition     = !startswith(var.function_bundle_dir, "/") && !strcontains(var.function_bundle_dir, "..")
+    error_message = "function_bundle_dir must be a relative path inside the repository."
+  }
+}
+
+variable "bigquery_dataset" {
+  type        = string
+  description = "BigQuery dataset of the warehouse (SHOPML_WAREHOUSE=bigquery://<project>/<dataset>). The bigquery module will create it; until then it must exist."
+  default     = "shopml"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,1024}$", var.bigquery_dataset))
+    error_message = "bigquery_dataset must be a BigQuery dataset ID (letters, digits, underscores)."
+  }
+}
+
+variable "deployer_members" {
+  type        = set(string)
+  description = "IAM members that run terraform apply (e.g. serviceAccount:<cloud-build-sa>); they get roles/iam.serviceAccountUser on shopml's runtime and build accounts only."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.deployer_members : can(regex("^(serviceAccount|user|group):[^@]+@[^@]+$", m))])
+    error_message = "deployer_members must be IAM members such as serviceAccount:name@project.iam.gserviceaccount.com."
+  }
+}
+
+variable "activate_apis" {
+  type        = set(string)
+  description = "Google APIs shopml needs; enabled by Terraform (never disabled on destroy)."
+  default = [
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "logging.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+
+  validation {
+    condition     = alltrue([for api in var.activate_apis : endswith(api, ".googleapis.com")])
+    error_message = "activate_apis must list service names such as pubsub.googleapis.com."
+  }
+}
+
+variable "secret_rollout" {
+  type        = string
+  description = "Change this (e.g. to today's date) to roll every function onto a new revision, so new instances read the latest secret versions (a secret in an environment variable is resolved when an instance starts). Empty: no rollout marker."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._:-]{0,64}$", var.secret_rollout))
+    error_message = "secret_rollout must be a short marker such as 2025-07-01 (letters, digits, . _ : -)."
+  }
+}
+
+variable "webhook_secrets_version" {
+  type        = number
+  description = "0 (default): Terraform never writes the webhook secret value, add versions with gcloud (infra/README.md). N >= 1: write var.webhook_secrets as a write-only secret version; bump N to write a new value."
+  default     = 0
+
+  validation {
+    condition     = var.webhook_secrets_version >= 0 && floor(var.webhook_secrets_version) == var.webhook_secrets_version
+    error_message = "webhook_secrets_version must be a whole number >= 0."
+  }
+}
+
+variable "webhook_secrets" {
+  type        = string
+  description = "Comma-separated Shopify app secrets (SHOPIFY_WEBHOOK_SECRETS), used only when webhook_secrets_version >= 1. Ephemeral: never stored in plan or state. Pass it as TF_VAR_webhook_secrets, never in a tfvars file."
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
