@@ -78,7 +78,8 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy shared bench
+	@for f in functions/*/main.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 fmt: install
 	$(VENV)/bin/ruff format .

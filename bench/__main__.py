@@ -19,7 +19,9 @@ def main() -> None:
     parser.add_argument("--only", choices=BENCHMARKS, action="append")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     for name in args.only or BENCHMARKS:
         module = __import__(f"bench.{name}_bench", fromlist=["run", "report"])
         started = time.time()

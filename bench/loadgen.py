@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     reported_percentiles_ms: dict[str, float] = field(default_factory=dict)  # wrk gives no samples
+    ok_ids: list[str] = field(default_factory=list)  # X-Shopify-Webhook-Id of each 200
 
     @property
     def achieved_rate(self) -> float:
@@ -60,7 +62,9 @@ class LoadResult:
 RequestFactory = Callable[[int], tuple[bytes, dict[str, str]]]
 
 
-def open_loop(url: str, rate: float, duration_s: float, make_request: RequestFactory, workers: int = 16) -> LoadResult:
+def open_loop(
+    url: str, rate: float, duration_s: float, make_request: RequestFactory, workers: int = 16
+) -> LoadResult:
     """Send ``rate`` requests/s for ``duration_s`` seconds; latency from scheduled time."""
     parsed = urlparse(url)
     total = int(rate * duration_s)
@@ -70,7 +74,7 @@ def open_loop(url: str, rate: float, duration_s: float, make_request: RequestFac
     lock = threading.Lock()
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=10)
         while True:
             job = jobs.get()
             if job is None:
@@ -84,7 +88,7 @@ def open_loop(url: str, rate: float, duration_s: float, make_request: RequestFac
                 status = response.status
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+                conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=10)
                 with lock:
                     result.errors += 1
                     result.requests += 1
@@ -94,6 +98,8 @@ def open_loop(url: str, rate: float, duration_s: float, make_request: RequestFac
                 result.requests += 1
                 result.statuses[status] += 1
                 result.latencies_ms.append(latency)
+                if status == 200 and "X-Shopify-Webhook-Id" in headers:
+                    result.ok_ids.append(headers["X-Shopify-Webhook-Id"])
         conn.close()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
@@ -115,11 +121,15 @@ def open_loop(url: str, rate: float, duration_s: float, make_request: RequestFac
 
 
 _WRK_SCRIPT = """
+local made = 0
+function setup(thread)
+  made = made + 1
+  thread:set("tag", tostring(made))
+end
 counter = 0
-local thread_tag = tostring(math.random(1, 1000000000))
 request = function()
   counter = counter + 1
-  wrk.headers["X-Shopify-Webhook-Id"] = "bench-" .. thread_tag .. "-" .. counter
+  wrk.headers["X-Shopify-Webhook-Id"] = "bench-" .. RUN .. "-" .. tag .. "-" .. counter
   return wrk.format("POST", "/", nil, wrk.body)
 end
 """
@@ -134,16 +144,33 @@ def _to_ms(text: str) -> float:
 
 
 def wrk_saturate(
-    url: str, body: bytes, headers: dict[str, str], duration_s: int = 10, connections: int = 16, threads: int = 2
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    duration_s: int = 10,
+    connections: int = 16,
+    threads: int = 2,
 ) -> LoadResult:
     """Closed-loop saturation with wrk (same body each request, a fresh webhook id each)."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
-        lines = [_WRK_SCRIPT, f"wrk.body = {_lua_string(body)}"]
-        lines += [f"wrk.headers[{_lua_string(k.encode())}] = {_lua_string(v.encode())}" for k, v in headers.items()]
+        run_id = _lua_string(uuid.uuid4().hex[:12].encode())
+        lines = [f"RUN = {run_id}", _WRK_SCRIPT, f"wrk.body = {_lua_string(body)}"]
+        lines += [
+            f"wrk.headers[{_lua_string(k.encode())}] = {_lua_string(v.encode())}" for k, v in headers.items()
+        ]
         script.write_text("\n".join(lines))
         out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script), url],
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{duration_s}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -38,7 +38,7 @@ def settings() -> Settings:
 
 def publisher() -> EventPublisher:
     if "publisher" in _overrides:
-        return _overrides["publisher"]  # type: ignore[no-any-return]
+        return _overrides["publisher"]
     with _lock:
         if "publisher" not in _built:
             current = settings()
@@ -50,4 +50,4 @@ def publisher() -> EventPublisher:
                 from shared.adapters.pubsub_fast import GroupCommitPublisher
 
                 _built["publisher"] = GroupCommitPublisher(current)
-        return _built["publisher"]  # type: ignore[no-any-return]
+        return _built["publisher"]

@@ -16,7 +16,7 @@ import itertools
 import json
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,9 @@ class Taps:
                     continue
                 idle = 0
                 seen[topic].extend(m.message for m in response.received_messages)
-                self.subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
+                self.subscriber.acknowledge(
+                    subscription=path, ack_ids=[m.ack_id for m in response.received_messages]
+                )
         return seen
 
     def close(self) -> None:
@@ -74,14 +76,26 @@ def privacy_events(shop_domain: str) -> list[Any]:
     from shared.simulator.events import EventFactory
 
     factory = EventFactory(shop_domain, "2025-07", seed=7)
-    at = datetime(2024, 2, 1, 12, tzinfo=timezone.utc)
+    at = datetime(2024, 2, 1, 12, tzinfo=UTC)
     customer = {"id": 6000000000001, "email": "someone@example.com", "phone": None}
     return [
-        factory.make("customers/data_request", {"shop_id": 1, "shop_domain": shop_domain, "customer": customer,
-                                                "orders_requested": [], "data_request": {"id": 9999}}, at),
-        factory.make("customers/redact", {"shop_id": 1, "shop_domain": shop_domain, "customer": customer,
-                                          "orders_to_redact": []}, at + timedelta(minutes=1)),
-    ]  # fmt: skip
+        factory.make(
+            "customers/data_request",
+            {
+                "shop_id": 1,
+                "shop_domain": shop_domain,
+                "customer": customer,
+                "orders_requested": [],
+                "data_request": {"id": 9999},
+            },
+            at,
+        ),
+        factory.make(
+            "customers/redact",
+            {"shop_id": 1, "shop_domain": shop_domain, "customer": customer, "orders_to_redact": []},
+            at + timedelta(minutes=1),
+        ),
+    ]
 
 
 def bad_deliveries(url: str) -> dict[str, int]:
@@ -91,15 +105,16 @@ def bad_deliveries(url: str) -> dict[str, int]:
     from shared.simulator.events import EventFactory, headers
 
     event = EventFactory("demo-store.myshopify.com", "2025-07", seed=3).make(
-        "carts/update", {"id": 1}, datetime(2024, 1, 1, tzinfo=timezone.utc)
+        "carts/update", {"id": 1}, datetime(2024, 1, 1, tzinfo=UTC)
     )
     forged = headers(event, "not-the-app-secret")
     forged["X-Shopify-Topic"] = "orders/create"
     answers = {
         "forged_signature": requests.post(url, data=event.body, headers=forged, timeout=5).status_code,
-        "unsupported_topic": requests.post(url, data=event.body, headers=headers(event, LOCAL_WEBHOOK_SECRET),
-                                           timeout=5).status_code,
-    }  # fmt: skip
+        "unsupported_topic": requests.post(
+            url, data=event.body, headers=headers(event, LOCAL_WEBHOOK_SECRET), timeout=5
+        ).status_code,
+    }
     return answers
 
 
@@ -116,16 +131,21 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     if quick:
         retail = retail[:400]
     privacy = privacy_events("demo-store.myshopify.com")
-    say(f"sending {len(store)} simulated store events ({variants} variants, {days} days), "
+    say(
+        f"sending {len(store)} simulated store events ({variants} variants, {days} days), "
         f"{len(retail)} real retail orders and {len(privacy)} privacy webhooks, "
-        "with 2% duplicate deliveries, as signed webhooks")  # fmt: skip
+        "with 2% duplicate deliveries, as signed webhooks"
+    )
     started = time.monotonic()
-    report = send_webhooks(itertools.chain(store, retail, privacy), url, LOCAL_WEBHOOK_SECRET,
-                           duplicate_rate=0.02, concurrency=8)  # fmt: skip
+    report = send_webhooks(
+        itertools.chain(store, retail, privacy), url, LOCAL_WEBHOOK_SECRET, duplicate_rate=0.02, concurrency=8
+    )
     send_seconds = time.monotonic() - started
     refused = bad_deliveries(url)
-    say(f"sent {report.sent} events in {send_seconds:.1f} s ({report.sent / send_seconds:.0f}/s), "
-        f"{report.deliveries} deliveries, answers {report.status_counts}; refused: {refused}")  # fmt: skip
+    say(
+        f"sent {report.sent} events in {send_seconds:.1f} s ({report.sent / send_seconds:.0f}/s), "
+        f"{report.deliveries} deliveries, answers {report.status_counts}; refused: {refused}"
+    )
     seen = taps.drain()
     taps.close()
     on_topics = {topic: {m.attributes["webhook_id"] for m in messages} for topic, messages in seen.items()}
@@ -136,8 +156,10 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     for messages in seen.values():
         for m in messages:
             by_topic[m.attributes["shopify_topic"]] = by_topic.get(m.attributes["shopify_topic"], 0) + 1
-    say(f"on Pub/Sub: {len(seen['shopify-events'])} messages on shopify-events, "
-        f"{len(seen['compliance'])} on compliance; {len(published_ids)} distinct events; lost: {len(lost)}")  # fmt: skip
+    say(
+        f"on Pub/Sub: {len(seen['shopify-events'])} messages on shopify-events, "
+        f"{len(seen['compliance'])} on compliance; {len(published_ids)} distinct events; lost: {len(lost)}"
+    )
     return {
         "events_sent": report.sent,
         "events_accepted": report.accepted,
@@ -157,13 +179,14 @@ def write_report(report: dict[str, Any]) -> Path:
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "report.json").write_text(json.dumps(report, indent=2, default=str))
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td><pre>{html.escape(json.dumps(v, indent=1, default=str))}</pre></td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th>"
+        f"<td><pre>{html.escape(json.dumps(v, indent=1, default=str))}</pre></td></tr>"
         for k, v in report.items()
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>shopml demo report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}th{{text-align:left;vertical-align:top;
 padding-right:1rem}}pre{{margin:0}}td,th{{border-bottom:1px solid #ddd;padding:.3rem}}</style></head><body>
-<h1>shopml demo</h1><p>Generated {html.escape(report['generated_at'])}; see <code>report.json</code>.</p>
+<h1>shopml demo</h1><p>Generated {html.escape(report["generated_at"])}; see <code>report.json</code>.</p>
 <table>{rows}</table></body></html>"""
     (REPORT_DIR / "index.html").write_text(page)
     return REPORT_DIR
@@ -171,14 +194,15 @@ padding-right:1rem}}pre{{margin:0}}td,th{{border-bottom:1px solid #ddd;padding:.
 
 def run(quick: bool) -> dict[str, Any]:
     started = time.monotonic()
-    report: dict[str, Any] = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "quick": quick}  # fmt: skip
+    report: dict[str, Any] = {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick}
     home = REPO_ROOT / ".shopml" / "demo"
-    say("starting the local stack (Pub/Sub emulator, functions under functions-framework, push subscriptions)")
+    say(
+        "starting the local stack (Pub/Sub emulator, functions under functions-framework, push subscriptions)"
+    )
     stack = LocalStack(home)
     try:
         stack.down()  # a stack left over from an interrupted demo
-    except Exception as exc:  # noqa: BLE001 - report and go on with a fresh home
+    except Exception as exc:
         say(f"could not stop a leftover stack: {exc}")
     info = stack.up()
     try:

@@ -8,9 +8,9 @@ method → size → signature (before any parsing) → headers → topic → pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from shared.errors import PublishFailed, WebhookRejected
@@ -18,6 +18,7 @@ from shared.ports import EventPublisher
 from shared.settings import Settings
 from shared.webhooks import (
     HMAC_HEADER,
+    HeaderSource,
     header_value,
     message_attributes,
     parse_webhook_headers,
@@ -49,12 +50,12 @@ def _error(status: int, code: str, message: str, labels: dict[str, str] | None =
 
 def accept_webhook(
     method: str,
-    headers: Mapping[str, str],
+    headers: HeaderSource,
     read_body: Callable[[], bytes],
     settings: Settings,
     publisher: EventPublisher,
     logger: logging.Logger,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestResult:
     """Handle one webhook delivery; never raises. See DESIGN.md "Webhook ingestion"."""
     if method != "POST":

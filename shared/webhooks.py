@@ -12,9 +12,10 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Protocol
 
 from shared.errors import WebhookRejected
 
@@ -63,6 +64,14 @@ def verify_webhook_signature(body: bytes, signature: str | None, secrets: Iterab
     return matched
 
 
+class HeaderSource(Protocol):
+    """What we need of request headers: a dict, or Werkzeug's case-insensitive ``Headers``."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 @dataclass(frozen=True)
 class WebhookHeaders:
     """The validated Shopify headers of one delivery."""
@@ -75,7 +84,7 @@ class WebhookHeaders:
     event_id: str | None = None
 
 
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
+def header_value(headers: HeaderSource, name: str) -> str | None:
     # Werkzeug's Headers are case-insensitive; plain dicts (tests, other servers) may not be.
     value = headers.get(name)
     if value is None:
@@ -91,7 +100,7 @@ def _bad(code: str, message: str) -> WebhookRejected:
     return WebhookRejected(400, code, message)
 
 
-def parse_webhook_headers(headers: Mapping[str, str]) -> WebhookHeaders:
+def parse_webhook_headers(headers: HeaderSource) -> WebhookHeaders:
     """Check Shopify's required headers; raise ``WebhookRejected`` (400) naming the first bad one."""
     values: dict[str, str] = {}
     missing = [name for name in REQUIRED_HEADERS if not header_value(headers, name)]
@@ -138,8 +147,8 @@ def parse_timestamp(value: str) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def route_topic(shopify_topic: str, store_topics: Iterable[str], compliance_topics: Iterable[str]) -> str:
@@ -161,7 +170,7 @@ def message_attributes(
         "webhook_id": headers.webhook_id,
         "api_version": headers.api_version,
         "triggered_at": headers.triggered_at,
-        "received_at": received_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        "received_at": received_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "source": source,
     }
     if headers.event_id:  # Shopify sends X-Shopify-Event-Id only for some topics

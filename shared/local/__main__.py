@@ -17,7 +17,9 @@ from shared.settings import get_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.local", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--home", type=Path, default=None, help="state folder (default: SHOPML_HOME or .shopml)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="state folder (default: SHOPML_HOME or .shopml)"
+    )
     parser.add_argument(
         "--foreground", action="store_true", help="with up: stay attached; Ctrl-C stops the stack"
     )

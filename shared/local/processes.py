@@ -81,9 +81,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def wait_until(
-    process: ManagedProcess, ready: Callable[[], bool], timeout_s: float, what: str
-) -> float:
+def wait_until(process: ManagedProcess, ready: Callable[[], bool], timeout_s: float, what: str) -> float:
     """Poll ``ready`` until true; raise with the log's tail if the process dies or time runs out."""
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
@@ -92,7 +90,9 @@ def wait_until(
         if ready():
             return time.monotonic() - start
         time.sleep(0.05)
-    raise StackError(f"{what} not ready after {timeout_s:.0f} s; last log lines:\n{log_tail(process.log_path)}")
+    raise StackError(
+        f"{what} not ready after {timeout_s:.0f} s; last log lines:\n{log_tail(process.log_path)}"
+    )
 
 
 def http_answers(url: str, expect_body: bytes | None = None) -> Callable[[], bool]:
@@ -100,7 +100,7 @@ def http_answers(url: str, expect_body: bytes | None = None) -> Callable[[], boo
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
                 return expect_body is None or response.read().strip() == expect_body
         except urllib.error.HTTPError:
             return expect_body is None

@@ -35,7 +35,7 @@ from shared.settings import REPO_ROOT, Settings
 from shared.topology import Topology, load_topology
 
 # The local development secret. Never used outside the local stack; say so loudly in README.
-LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"
+LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"  # noqa: S105 - local only
 STATE_FILE = "stack.json"
 
 
@@ -195,7 +195,9 @@ class LocalStack:
         from shared.adapters.pubsub import ensure_topology
 
         push_targets = {
-            name: url for name, url in info.functions.items() if self.topology.function(name).trigger == "pubsub"
+            name: url
+            for name, url in info.functions.items()
+            if self.topology.function(name).trigger == "pubsub"
         }
         ensure_topology(
             info.settings(), self.topology, push_targets, retry_backoff_seconds=self.retry_backoff_seconds

@@ -18,7 +18,9 @@ ORDER = json.dumps({"id": 820982911946154508, "total_price": "598.94", "note": "
 @pytest.fixture
 def client(function_client, publisher: RecordingPublisher):  # type: ignore[no-untyped-def]
     bootstrap.override(
-        settings=Settings.from_env({"SHOPIFY_WEBHOOK_SECRETS": f"{SECRET},{OTHER_SECRET}", "SHOPML_MAX_BODY_BYTES": "4096"}),
+        settings=Settings.from_env(
+            {"SHOPIFY_WEBHOOK_SECRETS": f"{SECRET},{OTHER_SECRET}", "SHOPML_MAX_BODY_BYTES": "4096"}
+        ),
         publisher=publisher,
     )
     return function_client("ingest_webhook")
@@ -149,11 +151,20 @@ def test_logs_are_structured_and_leak_no_secret_or_body(client, publisher, capsy
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     accepted = [entry for entry in lines if entry["message"] == "webhook accepted"]
     assert accepted and accepted[0]["severity"] == "INFO"
-    assert accepted[0]["logging.googleapis.com/labels"] == {"shop": "demo-store.myshopify.com", "topic": "orders/create"}
+    assert accepted[0]["logging.googleapis.com/labels"] == {
+        "shop": "demo-store.myshopify.com",
+        "topic": "orders/create",
+    }
     assert accepted[0]["webhook_id"] == webhook_id
     assert any(entry["severity"] == "WARNING" for entry in lines)
     text = json.dumps(lines)
-    for forbidden in (SECRET, OTHER_SECRET, "598.94", "café", shopify_headers(ORDER)["X-Shopify-Hmac-Sha256"]):
+    for forbidden in (
+        SECRET,
+        OTHER_SECRET,
+        "598.94",
+        "café",
+        shopify_headers(ORDER)["X-Shopify-Hmac-Sha256"],
+    ):
         assert forbidden not in text
 
 
@@ -163,7 +174,8 @@ def test_webhook_module_imports_nothing_heavy(client) -> None:  # type: ignore[n
     code = (
         "import sys, functions_framework;"
         "functions_framework.create_app('ingest_webhook', 'functions/ingest_webhook/main.py');"
-        "heavy = [m for m in ('lightgbm', 'scipy', 'onnxruntime', 'pandas', 'google.cloud.aiplatform', 'feast', 'numpy')"
+        "heavy = [m for m in ('lightgbm', 'scipy', 'onnxruntime', 'pandas', 'google.cloud.aiplatform',"
+        " 'feast', 'numpy', 'duckdb', 'google.cloud.bigquery')"
         " if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
