@@ -33,11 +33,17 @@ class Warehouse(Protocol):
         """Create missing tables and (re)create views. Idempotent, safe to call on every start."""
         ...
 
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None) -> None:
+    def insert_rows(
+        self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None
+    ) -> None:
         """Append rows to one table. ``row_ids`` lets BigQuery de-duplicate retried inserts."""
         ...
 
-    def write_batch(self, rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]], row_ids_by_table: Mapping[str, Sequence[str]] | None = None) -> None:
+    def write_batch(
+        self,
+        rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]],
+        row_ids_by_table: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         """Append rows to several tables as one unit where the backend allows (DuckDB: one
         transaction; BigQuery: one insert per table, idempotent through row ids)."""
         ...

@@ -159,8 +159,13 @@ def ensure_topology(
             base = push_base_urls.get(sub.push_to)
             if base is None:
                 continue
-            min_backoff, max_backoff = retry_backoff_seconds or (sub.min_backoff_seconds, sub.max_backoff_seconds)
-            endpoint = f"{base.rstrip('/')}/projects/{settings.project}/topics/{settings.topic_name(sub.topic)}"
+            min_backoff, max_backoff = retry_backoff_seconds or (
+                sub.min_backoff_seconds,
+                sub.max_backoff_seconds,
+            )
+            endpoint = (
+                f"{base.rstrip('/')}/projects/{settings.project}/topics/{settings.topic_name(sub.topic)}"
+            )
             request = {
                 "name": settings.subscription_path(sub.name),
                 "topic": settings.topic_path(sub.topic),

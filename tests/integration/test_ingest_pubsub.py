@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 import time
 import uuid
 
@@ -18,7 +18,9 @@ from tests.conftest import SECRET, shopify_headers
 
 pytestmark = pytest.mark.integration
 
-ORDER = json.dumps({"id": 450789469, "total_price": "409.94", "line_items": [{"id": 1, "quantity": 2}]}).encode()
+ORDER = json.dumps(
+    {"id": 450789469, "total_price": "409.94", "line_items": [{"id": 1, "quantity": 2}]}
+).encode()
 
 
 def post(stack: StackInfo, body: bytes, headers: dict[str, str]) -> requests.Response:
@@ -67,8 +69,13 @@ def test_duplicate_delivery_arrives_twice_with_same_webhook_id(stack, tap) -> No
 
 def test_privacy_webhook_arrives_on_compliance_not_shopify_events(stack, tap) -> None:  # type: ignore[no-untyped-def]
     events, compliance = tap("shopify-events"), tap("compliance")
-    body = json.dumps({"shop_id": 954889, "shop_domain": "demo-store.myshopify.com", "customer": {"id": 1}}).encode()
-    assert post(stack, body, shopify_headers(body, topic="customers/redact", webhook_id="gdpr-1")).status_code == 200
+    body = json.dumps(
+        {"shop_id": 954889, "shop_domain": "demo-store.myshopify.com", "customer": {"id": 1}}
+    ).encode()
+    assert (
+        post(stack, body, shopify_headers(body, topic="customers/redact", webhook_id="gdpr-1")).status_code
+        == 200
+    )
     assert post(stack, ORDER, shopify_headers(ORDER, webhook_id="marker-2")).status_code == 200
     [privacy] = compliance.pull(until=1)
     assert privacy.data == body
@@ -82,7 +89,9 @@ def test_concurrent_deliveries_all_arrive(stack, tap) -> None:  # type: ignore[n
     events = tap("shopify-events")
     ids = [f"burst-{i}" for i in range(60)]
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda i: post(stack, ORDER, shopify_headers(ORDER, webhook_id=i)).status_code, ids))
+        statuses = list(
+            pool.map(lambda i: post(stack, ORDER, shopify_headers(ORDER, webhook_id=i)).status_code, ids)
+        )
     assert statuses == [200] * len(ids)
     assert sorted(m.attributes["webhook_id"] for m in events.pull(until=len(ids))) == sorted(ids)
 
@@ -103,8 +112,12 @@ def test_emulator_down_answers_503_never_200(tmp_path) -> None:  # type: ignore[
 def test_dead_letter_policy_moves_undeliverable_message_to_dlq(stack, tap, failing_target, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # The real topology's subscription for shopify-events (5 attempts, DLQ shopify-events-dlq),
     # pointed at a push target that always fails; backoff shortened so the test takes seconds.
-    settings = stack.settings().__class__.from_env({**stack.env, "SHOPML_TOPIC_PREFIX": f"dlq{uuid.uuid4().hex[:6]}-"})
-    ensure_topology(settings, load_topology(), {"validate_load": failing_target.url}, retry_backoff_seconds=(1, 2))
+    settings = stack.settings().__class__.from_env(
+        {**stack.env, "SHOPML_TOPIC_PREFIX": f"dlq{uuid.uuid4().hex[:6]}-"}
+    )
+    ensure_topology(
+        settings, load_topology(), {"validate_load": failing_target.url}, retry_backoff_seconds=(1, 2)
+    )
     publisher, subscriber = admin_clients(settings)
     dlq_tap = settings.subscription_path("dlq-tap")
     subscriber.create_subscription(name=dlq_tap, topic=settings.topic_path("shopify-events-dlq"))

@@ -88,13 +88,19 @@ def test_ctrl_c_during_start_up_leaves_no_process(tmp_path: Path) -> None:
 
 def test_cli_down_stops_a_detached_stack(tmp_path: Path) -> None:
     up = subprocess.run(
-        [sys.executable, "-m", "shared.local", "up", "--home", str(tmp_path)], capture_output=True, text=True, timeout=90
+        [sys.executable, "-m", "shared.local", "up", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert up.returncode == 0, up.stderr
     state = read_state(tmp_path)
     assert state is not None and all(pid_alive(pid) for pid in state.pids.values())
     down = subprocess.run(
-        [sys.executable, "-m", "shared.local", "down", "--home", str(tmp_path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "shared.local", "down", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert down.returncode == 0, down.stderr
     assert processes_with_marker(state.stack_id) == []

@@ -27,7 +27,9 @@ def test_concurrent_publishes_all_arrive_once_with_attributes(stack, tap, kind: 
     publisher = PUBLISHERS[kind](stack.settings())
     ids = [f"{kind}-{i}" for i in range(400)]
     with ThreadPoolExecutor(16) as pool:
-        message_ids = list(pool.map(lambda i: publisher.publish("shopify-events", i.encode(), {"webhook_id": i}), ids))
+        message_ids = list(
+            pool.map(lambda i: publisher.publish("shopify-events", i.encode(), {"webhook_id": i}), ids)
+        )
     publisher.close()
     assert len(set(message_ids)) == len(ids)  # one server id per message
     got = events.pull(until=len(ids))
@@ -48,7 +50,9 @@ def test_group_commit_batches_under_concurrency(stack, tap) -> None:  # type: ig
 
     publisher._send = spy  # type: ignore[method-assign]
     with ThreadPoolExecutor(32) as pool:
-        list(pool.map(lambda i: publisher.publish("shopify-events", b"x", {"webhook_id": str(i)}), range(300)))
+        list(
+            pool.map(lambda i: publisher.publish("shopify-events", b"x", {"webhook_id": str(i)}), range(300))
+        )
     publisher.close()
     assert sum(sent_batches) == 300
     assert max(sent_batches) > 1  # concurrent publishes shared RPCs

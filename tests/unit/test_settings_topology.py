@@ -16,7 +16,9 @@ def test_defaults_work_locally() -> None:
     settings = Settings.from_env({})
     assert settings.project == "shopml-local"
     assert settings.webhook_secrets == ()
-    assert settings.warehouse_url.startswith("duckdb:///") and settings.warehouse_url.endswith(".shopml/warehouse.duckdb")
+    assert settings.warehouse_url.startswith("duckdb:///") and settings.warehouse_url.endswith(
+        ".shopml/warehouse.duckdb"
+    )
     assert settings.topic_path("shopify-events") == "projects/shopml-local/topics/shopify-events"
 
 
@@ -90,7 +92,10 @@ def test_privacy_topics_are_routed_by_the_webhook_function() -> None:
 
 def test_topology_rejects_dangling_references() -> None:
     raw = json.loads(Path("shared/topology.json").read_text())
-    raw["subscriptions"]["x"] = {**raw["subscriptions"]["shopify-events-validate-load"], "dead_letter_topic": "nope"}
+    raw["subscriptions"]["x"] = {
+        **raw["subscriptions"]["shopify-events-validate-load"],
+        "dead_letter_topic": "nope",
+    }
     with pytest.raises(ValueError, match="unknown topic 'nope'"):
         parse_topology(raw)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import assume, given
@@ -146,7 +146,7 @@ def test_parse_timestamp_never_raises(text: str) -> None:
 
 def test_parse_timestamp_converts_offsets_to_utc() -> None:
     parsed = parse_timestamp("2025-03-01T10:15:00-05:00")
-    assert parsed == datetime(2025, 3, 1, 15, 15, tzinfo=timezone.utc)
+    assert parsed == datetime(2025, 3, 1, 15, 15, tzinfo=UTC)
 
 
 # -- routing and attributes ------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_unknown_topic_is_rejected() -> None:
 
 def test_attributes_carry_every_header_and_receipt_time() -> None:
     parsed = parse_webhook_headers(shopify_headers(b"{}", webhook_id="w-1"))
-    received = datetime(2025, 3, 1, 10, 15, 1, 5, tzinfo=timezone.utc)
+    received = datetime(2025, 3, 1, 10, 15, 1, 5, tzinfo=UTC)
     attributes = message_attributes(parsed, received)
     assert attributes == {
         "shopify_topic": "orders/create",
@@ -185,4 +185,4 @@ def test_attributes_carry_every_header_and_receipt_time() -> None:
 
 def test_attributes_omit_absent_event_id() -> None:
     parsed = parse_webhook_headers(shopify_headers(b"{}", event_id=None))
-    assert "event_id" not in message_attributes(parsed, datetime.now(timezone.utc))
+    assert "event_id" not in message_attributes(parsed, datetime.now(UTC))
