@@ -63,6 +63,16 @@ locals {
     environment = var.environment
   })
 
+  # The warehouse tables: one file per table, read by the code too (shared/warehouse.py).
+  warehouse_tables = {
+    for file in fileset("${path.module}/shared/schemas/tables", "*.json") :
+    trimsuffix(file, ".json") => jsondecode(file("${path.module}/shared/schemas/tables/${file}"))
+  }
+  # Dataset access per deployed function, from topology.json's "warehouse": "write" | "read".
+  warehouse_access = {
+    for name in keys(local.functions) : name => try(local.topology.functions[name].warehouse, "none")
+  }
+
   # The Shopify webhook secrets: readable by ingest_webhook's account and nobody else.
   webhook_secret_id       = "shopify-webhook-secrets"
   webhook_secret_readers  = ["ingest_webhook"]
@@ -175,5 +185,27 @@ module "functions" {
   # Only on the APIs: a module depends_on defers the module's data sources (the source zips)
   # to apply time whenever the dependency has changes, which would hide which code redeploys.
   # The APIs change rarely (first apply); terraform_data.topology_guard is left out on purpose.
+  depends_on = [google_project_service.this]
+}
+
+module "bigquery" {
+  source = "./infra/modules/bigquery"
+
+  project_id          = var.project_id
+  location            = var.bigquery_location
+  dataset_id          = var.bigquery_dataset
+  deletion_protection = var.bigquery_deletion_protection
+  labels              = local.labels
+  tables = {
+    for name, table in local.warehouse_tables : name => {
+      description       = table.description
+      schema            = table.schema
+      clustering        = try(table.clustering, [])
+      time_partitioning = try(table.time_partitioning, null)
+    }
+  }
+  writers = { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "write" }
+  readers = { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "read" }
+
   depends_on = [google_project_service.this]
 }

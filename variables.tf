@@ -65,7 +65,7 @@ variable "function_bundle_dir" {
 
 variable "bigquery_dataset" {
   type        = string
-  description = "BigQuery dataset of the warehouse (SHOPML_WAREHOUSE=bigquery://<project>/<dataset>). The bigquery module will create it; until then it must exist."
+  description = "BigQuery dataset of the warehouse (SHOPML_WAREHOUSE=bigquery://<project>/<dataset>), created by the bigquery module."
   default     = "shopml"
 
   validation {
@@ -90,6 +90,7 @@ variable "activate_apis" {
   description = "Google APIs shopml needs; enabled by Terraform (never disabled on destroy)."
   default = [
     "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
@@ -136,4 +137,16 @@ variable "webhook_secrets" {
   default     = null
   sensitive   = true
   ephemeral   = true
+}
+
+variable "bigquery_location" {
+  type        = string
+  description = "BigQuery location of the warehouse dataset (EU, US or a region). Where merchants' data may live is a legal choice: set it deliberately."
+  default     = "EU"
+}
+
+variable "bigquery_deletion_protection" {
+  type        = bool
+  description = "Refuse to destroy warehouse tables holding data. Keep true outside throw-away environments."
+  default     = true
 }

@@ -30,7 +30,7 @@ from shared.webhooks import sign_webhook, verify_webhook_signature
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES_DIR = REPO / "infra" / "modules"
-MODULES = ("iam", "pubsub", "functions", "secrets")
+MODULES = tuple(sorted(p.name for p in MODULES_DIR.iterdir() if (p / "main.tf").is_file()))
 CONFIG_DIRS = (REPO, *(MODULES_DIR / name for name in MODULES))
 TOPOLOGY = json.loads((REPO / "shared" / "topology.json").read_text())
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
@@ -46,6 +46,8 @@ LABELLED_TYPES = {
     "google_storage_bucket",
     "google_secret_manager_secret",
     "google_artifact_registry_repository",
+    "google_bigquery_dataset",
+    "google_bigquery_table",
 }
 
 
@@ -716,3 +718,40 @@ def test_cloud_build_tests_before_it_builds_or_deploys() -> None:
     assert "smoke_webhook.py" in script["smoke-test"]
     for name in ("_REGION", "_ENV", "_TF_STATE_BUCKET"):
         assert name in build["substitutions"], name
+
+
+# --- warehouse (BigQuery) ------------------------------------------------------------------------
+
+
+def test_bigquery_tables_come_from_the_schema_files_the_code_reads() -> None:
+    root_locals = locals_of(REPO)
+    tables_expr = compact(root_locals["warehouse_tables"])
+    assert 'fileset("${path.module}/shared/schemas/tables","*.json")' in tables_expr
+    assert "jsondecode(file(" in tables_expr
+    table = resource(module_dir("bigquery"), "google_bigquery_table", "this")
+    assert table["for_each"] == "var.tables"
+    assert compact(table["schema"]) == "jsonencode(each.value.schema)"
+    assert "time_partitioning" in table["dynamic"][0]
+    call = named_blocks(REPO, "module")["bigquery"]
+    assert "local.warehouse_tables" in compact(call["tables"])
+    assert (REPO / "shared" / "schemas" / "tables" / "raw_events.json").is_file()
+
+
+def test_bigquery_access_is_granted_on_the_dataset_from_topology() -> None:
+    bigquery = module_dir("bigquery")
+    writer = resource(bigquery, "google_bigquery_dataset_iam_member", "writer")
+    reader = resource(bigquery, "google_bigquery_dataset_iam_member", "reader")
+    assert (writer["role"], reader["role"]) == ("roles/bigquery.dataEditor", "roles/bigquery.dataViewer")
+    access_expr = compact(locals_of(REPO)["warehouse_access"])
+    assert "local.topology.functions[name].warehouse" in access_expr
+    call = named_blocks(REPO, "module")["bigquery"]
+    assert 'access=="write"' in compact(call["writers"]) and 'access=="read"' in compact(call["readers"])
+    # No project-wide BigQuery role anywhere.
+    assert not [
+        (d, n)
+        for d, t, n, body in iam_resources()
+        if t.startswith("google_project_iam") and str(body.get("role", "")).startswith("roles/bigquery")
+    ]
+    # The webhook path never touches the warehouse.
+    assert "warehouse" not in TOPOLOGY["functions"]["ingest_webhook"]
+    assert TOPOLOGY["functions"]["validate_load"]["warehouse"] == "write"
