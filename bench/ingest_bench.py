@@ -7,6 +7,7 @@ worker), against the real Pub/Sub emulator, in the same run, alternating, repeat
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -77,6 +78,21 @@ def headers_for(body: bytes, webhook_id: str) -> dict[str, str]:
         "X-Shopify-API-Version": "2025-07",
         "X-Shopify-Triggered-At": "2025-03-01T10:15:02Z",
     }
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (Linux /proc)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: process group
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _start_function(name: str, source: Path, env: dict[str, str], home: Path) -> tuple[int, str]:
@@ -157,6 +173,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         env = {**__import__("os").environ, **info.env}
         bare_pid, bare_url = _start_function("bare", REPO_ROOT / "bench/bare_endpoint/main.py", env, home)
         targets = {"ingest_webhook": info.url("ingest_webhook") + "/", "bare": bare_url}
+        pids = {"ingest_webhook": info.pids["ingest_webhook"], "bare": bare_pid}
+        cpu_us: dict[str, dict[str, list[float]]] = {name: {} for name in targets}
         accepted = 0
 
         def make(index: int) -> tuple[bytes, dict[str, str]]:
@@ -173,7 +191,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                     if name == "ingest_webhook":
                         accepted += result.statuses.get(200, 0)
             for name, url in targets.items():
+                groups = {"function": pids[name], "pubsub-emulator": info.pids["pubsub-emulator"]}
+                before = {k: group_cpu_seconds(v) for k, v in groups.items()}
                 result = wrk_saturate(url, body, headers_for(body, "wrk"), duration_s=wrk_s)
+                for k, v in groups.items():
+                    used = group_cpu_seconds(v) - before[k]
+                    cpu_us[name].setdefault(k, []).append(used / max(result.requests, 1) * 1e6)
                 runs[name].setdefault("saturating", []).append(result)
                 if name == "ingest_webhook":
                     accepted += result.statuses.get(200, 0)
@@ -194,6 +217,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                     "runs": [r.summary() for r in rs],
                 }
         results["load"] = table
+        results["cpu_us_per_request_at_saturation"] = {
+            name: {part: median(values) for part, values in parts.items()} for name, parts in cpu_us.items()
+        }
         sat_ingest = table["ingest_webhook"]["saturating"]["achieved_rate"]
         sat_bare = table["bare"]["saturating"]["achieved_rate"]
         results["saturation_ratio"] = round(sat_ingest / sat_bare, 3) if sat_bare else None
@@ -268,6 +294,7 @@ def report(results: dict[str, Any]) -> str:
             )
     lines.append("")
     lines.append(f"saturation ratio ingest/bare: {results['saturation_ratio']}")
+    lines.append(f"CPU µs per request at saturation: {results['cpu_us_per_request_at_saturation']}")
     lines.append(
         f"cold start (s, median): {json.dumps({k: v['median'] for k, v in results['cold_start_s'].items()})}"
     )

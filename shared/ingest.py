@@ -7,13 +7,13 @@ method → size → signature (before any parsing) → headers → topic → pub
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
 from shared.errors import PublishFailed, WebhookRejected
+from shared.logs import StructuredLogger
 from shared.ports import EventPublisher
 from shared.settings import Settings
 from shared.webhooks import (
@@ -54,7 +54,7 @@ def accept_webhook(
     read_body: Callable[[], bytes],
     settings: Settings,
     publisher: EventPublisher,
-    logger: logging.Logger,
+    logger: StructuredLogger,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestResult:
     """Handle one webhook delivery; never raises. See DESIGN.md "Webhook ingestion"."""
@@ -72,11 +72,7 @@ def accept_webhook(
         labels = {"shop": parsed.shop_domain, "topic": parsed.topic}
         destination = route_topic(parsed.topic, settings.store_topics, settings.compliance_topics)
     except WebhookRejected as rejected:
-        logger.warning(
-            "webhook rejected: %s",
-            rejected.code,
-            extra={"fields": {"status": rejected.status, "reason": rejected.message}},
-        )
+        logger.warning(f"webhook rejected: {rejected.code}", status=rejected.status, reason=rejected.message)
         return _error(rejected.status, rejected.code, rejected.message)
 
     attributes = message_attributes(parsed, now())
@@ -85,15 +81,17 @@ def accept_webhook(
     except PublishFailed as failed:
         logger.error(
             "publish failed; answering 503 so Shopify retries",
-            extra={"labels": labels, "fields": {"webhook_id": parsed.webhook_id, "reason": str(failed)}},
+            labels=labels,
+            webhook_id=parsed.webhook_id,
+            reason=str(failed),
         )
         return _error(503, "publish_failed", "event not stored yet; retry later", labels)
     logger.info(
         "webhook accepted",
-        extra={
-            "labels": labels,
-            "fields": {"webhook_id": parsed.webhook_id, "destination": destination, "bytes": len(body)},
-        },
+        labels=labels,
+        webhook_id=parsed.webhook_id,
+        destination=destination,
+        bytes=len(body),
     )
     return IngestResult(
         200, {"status": "accepted", "webhook_id": parsed.webhook_id, "message_id": message_id}, labels

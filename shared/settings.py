@@ -41,7 +41,7 @@ def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -49,8 +49,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be greater than zero")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise ConfigurationError(f"{name}={raw!r} must be {bound}")
     return value
 
 
@@ -81,6 +82,8 @@ class Settings:
     publish_timeout_seconds: float = 3.0
     publish_batch_max_latency_ms: float = 5.0
     publisher: str = "group_commit"  # or "client" (the official client's timer batching)
+    publish_linger_ms: float = 2.0  # group commit: how long a busy sender lets a batch fill
+    publish_senders: int = 2  # group commit: RPCs in flight at once
     home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
     warehouse_url: str = ""
     log_level: str = "INFO"
@@ -106,6 +109,8 @@ class Settings:
             publish_timeout_seconds=_float(env, "SHOPML_PUBLISH_TIMEOUT_SECONDS", 3.0),
             publish_batch_max_latency_ms=_float(env, "SHOPML_PUBLISH_BATCH_MAX_LATENCY_MS", 5.0),
             publisher=env.get("SHOPML_PUBLISHER", "group_commit"),
+            publish_linger_ms=_float(env, "SHOPML_PUBLISH_LINGER_MS", 2.0, allow_zero=True),
+            publish_senders=_int(env, "SHOPML_PUBLISH_SENDERS", 2),
             home=home,
             warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),

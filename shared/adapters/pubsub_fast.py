@@ -26,8 +26,6 @@ from shared.settings import Settings
 
 MAX_BATCH_MESSAGES = 1000  # Pub/Sub's limit per PublishRequest
 MAX_BATCH_BYTES = 9 * 1024 * 1024  # under the 10 MB request limit
-SENDERS = 2  # RPCs in flight at once
-LINGER_S = 0.002  # how long a busy sender waits to fill a batch (never when idle)
 _SCOPES = ("https://www.googleapis.com/auth/pubsub",)
 _ENDPOINT = "pubsub.googleapis.com:443"
 
@@ -35,7 +33,7 @@ _ENDPOINT = "pubsub.googleapis.com:443"
 class GroupCommitPublisher:
     """``EventPublisher`` over raw gRPC with group-commit batching. Thread-safe, lazy."""
 
-    def __init__(self, settings: Settings, *, senders: int = SENDERS, linger_s: float = LINGER_S) -> None:
+    def __init__(self, settings: Settings, *, senders: int | None = None, linger_s: float | None = None) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._stub: Any = None
@@ -46,8 +44,8 @@ class GroupCommitPublisher:
             self._send,
             max_items=MAX_BATCH_MESSAGES,
             max_weight=MAX_BATCH_BYTES,
-            workers=senders,
-            linger_s=linger_s,
+            workers=senders or settings.publish_senders,
+            linger_s=settings.publish_linger_ms / 1000 if linger_s is None else linger_s,
             name="pubsub-sender",
         )
 

@@ -52,6 +52,8 @@ def test_settings_are_frozen() -> None:
         ("SHOPML_PUBLISH_TIMEOUT_SECONDS", "soon", "not a number"),
         ("SHOPML_PUBLISH_TIMEOUT_SECONDS", "6", "below 5"),
         ("SHOPML_STORE_TOPICS", "orders/create,shop/redact", "privacy topics"),
+        ("SHOPML_PUBLISH_LINGER_MS", "-1", "zero or more"),
+        ("SHOPML_PUBLISH_SENDERS", "0", "greater than zero"),
     ],
 )
 def test_bad_settings_are_named(name: str, value: str, fragment: str) -> None:
@@ -105,3 +107,8 @@ def test_publisher_choice_is_validated() -> None:
     assert Settings.from_env({"SHOPML_PUBLISHER": "client"}).publisher == "client"
     with pytest.raises(ConfigurationError, match="SHOPML_PUBLISHER"):
         Settings.from_env({"SHOPML_PUBLISHER": "kafka"})
+
+
+def test_group_commit_tuning_settings() -> None:
+    settings = Settings.from_env({"SHOPML_PUBLISH_LINGER_MS": "0", "SHOPML_PUBLISH_SENDERS": "1"})
+    assert (settings.publish_linger_ms, settings.publish_senders) == (0.0, 1)
