@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from shared.ports import EventPublisher
+from shared.ports import EventPublisher, Warehouse
 from shared.settings import Settings, get_settings
 
 _lock = threading.Lock()
@@ -51,3 +51,27 @@ def publisher() -> EventPublisher:
 
                 _built["publisher"] = GroupCommitPublisher(current)
         return _built["publisher"]
+
+
+def warehouse() -> Warehouse:
+    if "warehouse" in _overrides:
+        return _overrides["warehouse"]  # type: ignore[no-any-return]
+    with _lock:
+        if "warehouse" not in _built:
+            from shared.warehouse import create_warehouse
+
+            _built["warehouse"] = create_warehouse(settings())
+        return _built["warehouse"]  # type: ignore[no-any-return]
+
+
+def warehouse_writer() -> Any:
+    """The group-commit writer over ``warehouse()`` (``shared.loading.WarehouseWriter``)."""
+    if "warehouse_writer" in _overrides:
+        return _overrides["warehouse_writer"]
+    target = warehouse()
+    with _lock:
+        if "warehouse_writer" not in _built:
+            from shared.loading import WarehouseWriter
+
+            _built["warehouse_writer"] = WarehouseWriter(target)
+        return _built["warehouse_writer"]

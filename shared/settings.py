@@ -68,6 +68,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with local defaults. See README "Configuration"."""
@@ -86,6 +97,8 @@ class Settings:
     publish_senders: int = 2  # group commit: RPCs in flight at once
     home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
     warehouse_url: str = ""
+    store_pii: bool = False  # keep customers' email/phone/address in clear (default: keyed hashes only)
+    pii_hash_key: str = ""  # HMAC key for those hashes; set it (Secret Manager) in every real deployment
     log_level: str = "INFO"
 
     @classmethod
@@ -113,6 +126,8 @@ class Settings:
             publish_senders=_int(env, "SHOPML_PUBLISH_SENDERS", 2),
             home=home,
             warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
+            store_pii=_bool(env, "SHOPML_STORE_PII", False),
+            pii_hash_key=env.get("SHOPML_PII_HASH_KEY", ""),
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),
         )
         if settings.publisher not in ("group_commit", "client"):

@@ -1,0 +1,171 @@
+"""Validation and load, the use case behind ``validate_load``.
+
+Decode the push envelope → ``plan_load`` (pure validation and normalisation) → write the
+plan's rows (raw landing row always; typed rows, or a quarantine row with reasons) in one
+warehouse batch. Retrying is a decision made here:
+
+* ``TransientError`` from the warehouse propagates: the entry point re-raises, Pub/Sub
+  redelivers with backoff and finally dead-letters. Nothing is lost.
+* ``PermanentError`` from the warehouse (rows that do not fit a table, which validation
+  should have caught): the event is quarantined with that reason instead, so it is not
+  retried forever and not dropped.
+
+Concurrent deliveries are written by group commit: one warehouse transaction for everything
+that arrived while the previous one was being written (``WarehouseWriter``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.envelope import MalformedEnvelope, PubSubMessage, decode_push_message
+from shared.errors import PermanentError, TransientError
+from shared.groupcommit import GroupCommit, GroupCommitClosed, GroupCommitTimeout
+from shared.logs import StructuredLogger
+from shared.ports import Warehouse
+from shared.validation import LoadPlan, Reason, plan_load, rejection_row
+
+Rows = dict[str, list[dict[str, Any]]]
+RowIds = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    status: str  # "loaded" or "rejected"
+    webhook_id: str | None
+    shopify_topic: str | None
+    reasons: tuple[str, ...] = ()
+    unknown_fields: tuple[str, ...] = ()
+
+
+def quarantined(plan: LoadPlan, reason: Reason, now: datetime) -> LoadPlan:
+    """The same event as a rejection with ``reason`` first: raw row kept, no typed rows."""
+    raw = {**plan.raw_row, "status": "rejected"}
+    reasons = [reason, *plan.reasons]
+    rejection = rejection_row(raw, reasons, plan.schema_version, now)
+    return dataclasses.replace(
+        plan,
+        status="rejected",
+        raw_row=raw,
+        rows_by_table={},
+        row_ids_by_table={},
+        rejection=rejection,
+        reasons=reasons,
+    )
+
+
+def plan_message(
+    event_data: Any, event_id: str, now: datetime, *, store_pii: bool, pii_hash_key: str
+) -> LoadPlan:
+    """A load plan for one push delivery; a malformed envelope becomes a quarantined plan."""
+    try:
+        message = decode_push_message(event_data)
+    except MalformedEnvelope as exc:
+        # Keep the envelope itself as the body, so what arrived can be inspected and replayed.
+        text = json.dumps(event_data, default=str, sort_keys=True)
+        message = PubSubMessage(data=text.encode("utf-8"), message_id=event_id)
+        plan = plan_load({}, message.data, message.message_id, None, now, store_pii, pii_hash_key)
+        return quarantined(plan, Reason("(envelope)", "a Pub/Sub push message", str(exc)), now)
+    return plan_load(
+        message.attributes,
+        message.data,
+        message.message_id or event_id,
+        message.publish_time,
+        now,
+        store_pii,
+        pii_hash_key,
+    )
+
+
+class WarehouseWriter:
+    """Writes load plans by group commit: concurrent events share one ``write_batch``.
+
+    A batch that fails permanently is retried event by event, so one bad event is isolated
+    (and quarantined by the caller) without failing its neighbours.
+    """
+
+    def __init__(self, warehouse: Warehouse, *, timeout_s: float = 30.0, linger_s: float = 0.002) -> None:
+        self.warehouse = warehouse
+        self.timeout_s = timeout_s
+        self.batcher: GroupCommit[tuple[Rows, RowIds], None] = GroupCommit(
+            self._flush, max_items=200, workers=1, linger_s=linger_s, name="warehouse-writer"
+        )
+
+    def write(self, rows: Rows, row_ids: RowIds) -> None:
+        try:
+            self.batcher.submit((rows, row_ids), self.timeout_s)
+        except (GroupCommitTimeout, GroupCommitClosed) as exc:
+            raise TransientError(f"warehouse write did not finish: {exc}") from exc
+
+    def _flush(self, key: Hashable, items: list[tuple[Rows, RowIds]]) -> list[None | BaseException]:
+        if len(items) == 1:
+            return [self._write_one(*items[0])]
+        merged_rows: Rows = {}
+        merged_ids: RowIds = {}
+        for rows, ids in items:
+            for table, table_rows in rows.items():
+                merged_rows.setdefault(table, []).extend(table_rows)
+                merged_ids.setdefault(table, []).extend(ids[table])
+        try:
+            self.warehouse.write_batch(merged_rows, merged_ids)
+        except PermanentError:
+            return [self._write_one(rows, ids) for rows, ids in items]
+        except Exception as exc:  # transient or unexpected: every event of the batch is retried
+            return [exc] * len(items)
+        return [None] * len(items)
+
+    def _write_one(self, rows: Rows, ids: RowIds) -> None | BaseException:
+        try:
+            self.warehouse.write_batch(rows, ids)
+        except Exception as exc:  # returned, not raised: it belongs to this event only
+            return exc
+        return None
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def load(
+    event_data: Any,
+    event_id: str,
+    writer: WarehouseWriter,
+    logger: StructuredLogger,
+    *,
+    store_pii: bool = False,
+    pii_hash_key: str = "",
+    on_loaded: Callable[[LoadPlan], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+) -> LoadOutcome:
+    """Validate and write one delivery. Raises ``TransientError`` to ask for redelivery."""
+    plan = plan_message(event_data, event_id, now(), store_pii=store_pii, pii_hash_key=pii_hash_key)
+    try:
+        writer.write(*plan.writes())
+    except PermanentError as exc:
+        plan = quarantined(plan, Reason("(load)", "rows that fit the warehouse tables", str(exc)), now())
+        try:
+            writer.write(*plan.writes())
+        except PermanentError as again:
+            # Not even the quarantine row fits: keep the message (redelivery, then the DLQ).
+            raise TransientError(f"cannot quarantine event: {again}") from again
+    labels = {"shop": plan.raw_row["shop_domain"], "topic": plan.raw_row["shopify_topic"]}
+    fields = {"webhook_id": plan.raw_row["webhook_id"], "status": plan.status}
+    if plan.rejected:
+        logger.warning("event quarantined", labels=labels, reasons=[str(r) for r in plan.reasons[:5]], **fields)
+    else:
+        if plan.unknown_fields:
+            fields["unknown_fields"] = plan.unknown_fields[:20]
+        logger.info("event loaded", labels=labels, **fields)
+        if on_loaded is not None:
+            on_loaded(plan)  # seam for real-time feature pushes (a later step)
+    return LoadOutcome(
+        status=plan.status,
+        webhook_id=plan.raw_row["webhook_id"],
+        shopify_topic=plan.raw_row["shopify_topic"],
+        reasons=tuple(str(r) for r in plan.reasons),
+        unknown_fields=tuple(plan.unknown_fields),
+    )
