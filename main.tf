@@ -77,6 +77,19 @@ locals {
   webhook_secret_id       = "shopify-webhook-secrets"
   webhook_secret_readers  = ["ingest_webhook"]
   webhook_secret_function = "ingest_webhook"
+
+  # The HMAC key of the personal-data hashes (customers' email/phone): the functions that
+  # write or look up those hashes read it, nobody else. Without it the hash columns stay NULL.
+  pii_key_secret_id = "shopml-pii-hash-key"
+  pii_key_readers   = ["validate_load", "compliance"]
+
+  # Secrets each function receives as environment variables: function => { VAR => secret }.
+  function_secret_env = {
+    for name in keys(local.functions) : name => merge(
+      name == local.webhook_secret_function ? { SHOPIFY_WEBHOOK_SECRETS = local.webhook_secret_id } : {},
+      contains(local.pii_key_readers, name) ? { SHOPML_PII_HASH_KEY = local.pii_key_secret_id } : {},
+    )
+  }
 }
 
 # Fails the plan, with a message, when the configuration and the repository disagree.
@@ -134,6 +147,13 @@ module "secrets" {
         if contains(keys(local.functions), name)
       }
     }
+    (local.pii_key_secret_id) = {
+      description = "SHOPML_PII_HASH_KEY: HMAC key of the keyed hashes that stand in for customers' email and phone in the warehouse."
+      accessors = {
+        for name in local.pii_key_readers : name => module.iam.function_members[name]
+        if contains(keys(local.functions), name)
+      }
+    }
   }
   secret_values_wo_version = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets_version } : {}
   secret_values_wo         = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets } : {}
@@ -177,9 +197,9 @@ module "functions" {
   extra_environment_variables = var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout }
 
   secret_environment_variables = {
-    for name in [local.webhook_secret_function] : name => {
-      SHOPIFY_WEBHOOK_SECRETS = module.secrets.secret_ids[local.webhook_secret_id]
-    } if contains(keys(local.functions), name)
+    for name, vars in local.function_secret_env : name => {
+      for variable, secret in vars : variable => module.secrets.secret_ids[secret]
+    } if length(vars) > 0
   }
 
   # Only on the APIs: a module depends_on defers the module's data sources (the source zips)

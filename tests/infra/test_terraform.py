@@ -381,7 +381,7 @@ def test_event_functions_are_internal_and_invoked_only_by_the_push_account() -> 
     )
 
 
-def test_webhook_secret_is_readable_only_by_ingest_webhook() -> None:
+def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
     accessors = [r for r in iam_resources() if r[1] == "google_secret_manager_secret_iam_member"]
     assert len(accessors) == 1
     _, _, _, grant = accessors[0]
@@ -389,15 +389,23 @@ def test_webhook_secret_is_readable_only_by_ingest_webhook() -> None:
     root = locals_of(REPO)
     assert root["webhook_secret_readers"] == ["ingest_webhook"]
     assert root["webhook_secret_function"] == "ingest_webhook"
+    assert root["pii_key_readers"] == ["validate_load", "compliance"]
     secrets_call = named_blocks(REPO, "module")["secrets"]
-    ((secret_key, secret_spec),) = secrets_call["secrets"].items()
-    assert "local.webhook_secret_id" in secret_key
-    assert compact(secret_spec["accessors"]).startswith(
+    specs = dict(secrets_call["secrets"].items())
+    assert len(specs) == 2
+    by_id = {("webhook" if "webhook_secret_id" in key else "pii"): spec for key, spec in specs.items()}
+    assert compact(by_id["webhook"]["accessors"]).startswith(
         "{fornameinlocal.webhook_secret_readers:name=>module.iam.function_members[name]"
     )
+    assert compact(by_id["pii"]["accessors"]).startswith(
+        "{fornameinlocal.pii_key_readers:name=>module.iam.function_members[name]"
+    )
+    env_expr = compact(root["function_secret_env"])
+    assert "SHOPIFY_WEBHOOK_SECRETS=local.webhook_secret_id" in env_expr
+    assert "SHOPML_PII_HASH_KEY=local.pii_key_secret_id" in env_expr
     # Exposed to the function as SHOPIFY_WEBHOOK_SECRETS, resolved from Secret Manager.
     secret_env = named_blocks(REPO, "module")["functions"]["secret_environment_variables"]
-    assert "SHOPIFY_WEBHOOK_SECRETS" in secret_env and "local.webhook_secret_function" in secret_env
+    assert "local.function_secret_env" in secret_env and "module.secrets.secret_ids[secret]" in secret_env
     service = single(
         resource(module_dir("functions"), "google_cloudfunctions2_function", "this"), "service_config"
     )
