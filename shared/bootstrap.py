@@ -55,13 +55,13 @@ def publisher() -> EventPublisher:
 
 def warehouse() -> Warehouse:
     if "warehouse" in _overrides:
-        return _overrides["warehouse"]  # type: ignore[no-any-return]
+        return _overrides["warehouse"]
     with _lock:
         if "warehouse" not in _built:
             from shared.warehouse import create_warehouse
 
             _built["warehouse"] = create_warehouse(settings())
-        return _built["warehouse"]  # type: ignore[no-any-return]
+        return _built["warehouse"]
 
 
 def warehouse_writer() -> Any:

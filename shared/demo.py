@@ -6,6 +6,10 @@ Stages grow with each step of the project; each adds its numbers to
 Step 1: start the stack; replay a simulated store and the real retail sample as signed
 webhooks (with Shopify-style duplicate deliveries, privacy webhooks and a few bad requests);
 show that every accepted event is on Pub/Sub; stop the stack, leaving no process behind.
+
+Step 2: validate_load turns every event into typed warehouse rows (DuckDB) or a quarantine
+row with reasons; the demo waits until every event is accounted for, then reports row counts,
+latest-state counts, quarantine reasons and schema drift, and reconciles them exactly.
 """
 
 from __future__ import annotations
@@ -131,14 +135,19 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     if quick:
         retail = retail[:400]
     privacy = privacy_events("demo-store.myshopify.com")
+    malformed = malformed_events(store[0].shop_domain)
     say(
         f"sending {len(store)} simulated store events ({variants} variants, {days} days), "
-        f"{len(retail)} real retail orders and {len(privacy)} privacy webhooks, "
-        "with 2% duplicate deliveries, as signed webhooks"
+        f"{len(retail)} real retail orders, {len(privacy)} privacy webhooks and {len(malformed)} malformed "
+        "orders, with 2% duplicate deliveries, as signed webhooks"
     )
     started = time.monotonic()
     report = send_webhooks(
-        itertools.chain(store, retail, privacy), url, LOCAL_WEBHOOK_SECRET, duplicate_rate=0.02, concurrency=8
+        itertools.chain(store, retail, privacy, malformed),
+        url,
+        LOCAL_WEBHOOK_SECRET,
+        duplicate_rate=0.02,
+        concurrency=8,
     )
     send_seconds = time.monotonic() - started
     refused = bad_deliveries(url)
@@ -150,7 +159,7 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     taps.close()
     on_topics = {topic: {m.attributes["webhook_id"] for m in messages} for topic, messages in seen.items()}
     published_ids = set().union(*on_topics.values())
-    sent_ids = {e.webhook_id for e in itertools.chain(store, retail, privacy)}
+    sent_ids = {e.webhook_id for e in itertools.chain(store, retail, privacy, malformed)}
     lost = sent_ids - published_ids  # the merchant's view: sent and not stored, for whatever reason
     by_topic: dict[str, int] = {}
     for messages in seen.values():
@@ -171,7 +180,110 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
         "messages_by_shopify_topic": dict(sorted(by_topic.items())),
         "refused_at_edge": refused,
         "send": report.to_dict(),
-        "sources": {"simulated_store": len(store), "retail_sample": len(retail), "privacy": len(privacy)},
+        "sources": {
+            "simulated_store": len(store),
+            "retail_sample": len(retail),
+            "privacy": len(privacy),
+            "malformed": len(malformed),
+        },
+        "_store_event_ids": sorted(e.webhook_id for e in itertools.chain(store, retail, malformed)),
+    }
+
+
+def malformed_events(shop_domain: str) -> list[Any]:
+    """Events a real store can send and the load must quarantine, not drop."""
+    from dataclasses import replace
+
+    from shared.simulator.events import EventFactory
+
+    factory = EventFactory(shop_domain, "2025-07", seed=21)
+    at = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    return [
+        factory.make("orders/create", {"id": 1, "created_at": "yesterday", "line_items": []}, at),
+        replace(factory.make("orders/create", {"id": 2}, at), body=b'{"id": 2, "total_price": '),
+    ]
+
+
+def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> dict[str, Any]:
+    """Wait until every sent event is in the warehouse (loaded or quarantined); reconcile."""
+    from shared.warehouse import create_warehouse
+
+    warehouse = create_warehouse(info.settings())
+    ids = sorted(sent_ids)
+    say(f"waiting for validate_load to account for {len(ids)} events in the warehouse")
+    started = time.monotonic()
+    accounted: dict[str, str] = {}
+    while time.monotonic() - started < timeout_s:
+        rows = warehouse.query(
+            "SELECT webhook_id, ANY_VALUE(status) AS status FROM raw_events "
+            "WHERE webhook_id IN UNNEST(@ids) GROUP BY webhook_id",
+            {"ids": ids},
+        )
+        accounted = {r["webhook_id"]: r["status"] for r in rows}
+        if len(accounted) == len(ids):
+            break
+        time.sleep(1)
+    waited = time.monotonic() - started
+    loaded = sorted(i for i, s in accounted.items() if s == "loaded")
+    rejected = sorted(i for i, s in accounted.items() if s == "rejected")
+    tables = {}
+    for table in (
+        "raw_events",
+        "orders",
+        "order_line_items",
+        "refunds",
+        "refund_line_items",
+        "products",
+        "variants",
+        "inventory_levels",
+        "customers",
+        "rejected_events",
+        "schema_drift",
+    ):
+        tables[table] = warehouse.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]  # noqa: S608
+    latest = {}
+    for view in (
+        "orders_latest",
+        "order_line_items_latest",
+        "products_latest",
+        "variants_latest",
+        "inventory_levels_latest",
+        "customers_latest",
+    ):
+        latest[view] = warehouse.query(f"SELECT COUNT(*) AS n FROM {view}")[0]["n"]  # noqa: S608
+    reasons = warehouse.query(
+        "SELECT shopify_topic, reason_summary FROM rejected_events ORDER BY rejected_at LIMIT 10"
+    )
+    drift = warehouse.query(
+        "SELECT shopify_topic, api_version, kind, field_path, events FROM schema_drift_report "
+        "ORDER BY events DESC, field_path LIMIT 10"
+    )
+    typed_ids: set[str] = set()
+    for table in ("orders", "refunds", "products", "inventory_levels", "customers"):
+        typed_ids |= {r["webhook_id"] for r in warehouse.query(f"SELECT DISTINCT webhook_id FROM {table}")}  # noqa: S608
+    reconciled = {
+        "events_sent": len(ids),
+        "accounted_for": len(accounted),
+        "loaded": len(loaded),
+        "quarantined": len(rejected),
+        "quarantined_but_typed": len(set(rejected) & typed_ids),
+        "missing": len(ids) - len(accounted),
+    }
+    say(
+        f"warehouse after {waited:.1f} s: {len(loaded)} loaded, {len(rejected)} quarantined, "
+        f"{reconciled['missing']} missing; rows {tables}"
+    )
+    say(f"latest-state views (duplicates and out-of-order updates folded): {latest}")
+    for row in reasons[:3]:
+        say(f"quarantined {row['shopify_topic']}: {row['reason_summary']}")
+    return {
+        "warehouse": info.settings().warehouse_url,
+        "load_wait_seconds": round(waited, 1),
+        "reconciliation": reconciled,
+        "rows_by_table": tables,
+        "latest_rows": latest,
+        "quarantine_reasons": reasons,
+        "schema_drift_top": drift,
     }
 
 
@@ -209,6 +321,8 @@ def run(quick: bool) -> dict[str, Any]:
         say(f"stack up: {json.dumps(info.functions)}; start-up seconds {info.startup_seconds}")
         report["stack"] = {"functions": sorted(info.functions), "startup_seconds": info.startup_seconds}
         report.update(stage_ingest(info, quick))
+        store_ids = set(report.pop("_store_event_ids"))
+        report.update(stage_load(info, store_ids))
     finally:
         stack.down()
     left = processes_with_marker(info.stack_id)
@@ -225,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run (under 90 s)")
     args = parser.parse_args(argv)
     report = run(args.quick)
-    ok = report["events_lost"] == 0 and report["processes_left_behind"] == 0
+    reconciliation = report["reconciliation"]
+    ok = (
+        report["events_lost"] == 0
+        and report["processes_left_behind"] == 0
+        and reconciliation["missing"] == 0
+        and reconciliation["quarantined_but_typed"] == 0
+    )
     say("OK: nothing lost" if ok else "PROBLEM: see the report")
     return 0 if ok else 1
 

@@ -20,7 +20,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.envelope import MalformedEnvelope, PubSubMessage, decode_push_message
@@ -102,7 +102,7 @@ class WarehouseWriter:
         except (GroupCommitTimeout, GroupCommitClosed) as exc:
             raise TransientError(f"warehouse write did not finish: {exc}") from exc
 
-    def _flush(self, key: Hashable, items: list[tuple[Rows, RowIds]]) -> list[None | BaseException]:
+    def _flush(self, key: Hashable, items: list[tuple[Rows, RowIds]]) -> list[BaseException | None]:
         if len(items) == 1:
             return [self._write_one(*items[0])]
         merged_rows: Rows = {}
@@ -119,7 +119,7 @@ class WarehouseWriter:
             return [exc] * len(items)
         return [None] * len(items)
 
-    def _write_one(self, rows: Rows, ids: RowIds) -> None | BaseException:
+    def _write_one(self, rows: Rows, ids: RowIds) -> BaseException | None:
         try:
             self.warehouse.write_batch(rows, ids)
         except Exception as exc:  # returned, not raised: it belongs to this event only
@@ -128,6 +128,47 @@ class WarehouseWriter:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def store_plan(plan: LoadPlan, write: Callable[[Rows, RowIds], None], now: datetime) -> LoadPlan:
+    """Write one plan; a permanent failure quarantines it instead. Returns what was written.
+
+    Raises ``TransientError`` when the write may succeed later, or when not even the
+    quarantine row fits (the message is kept: redelivery, then the dead-letter topic).
+    """
+    try:
+        write(*plan.writes())
+        return plan
+    except PermanentError as exc:
+        plan = quarantined(plan, Reason("(load)", "rows that fit the warehouse tables", str(exc)), now)
+        try:
+            write(*plan.writes())
+        except PermanentError as again:
+            raise TransientError(f"cannot quarantine event: {again}") from again
+        return plan
+
+
+def log_outcome(plan: LoadPlan, logger: StructuredLogger) -> None:
+    labels = {"shop": plan.raw_row["shop_domain"], "topic": plan.raw_row["shopify_topic"]}
+    fields: dict[str, Any] = {"webhook_id": plan.raw_row["webhook_id"], "status": plan.status}
+    if plan.rejected:
+        logger.warning(
+            "event quarantined", labels=labels, reasons=[str(r) for r in plan.reasons[:5]], **fields
+        )
+    else:
+        if plan.unknown_fields:
+            fields["unknown_fields"] = plan.unknown_fields[:20]
+        logger.info("event loaded", labels=labels, **fields)
+
+
+def outcome_of(plan: LoadPlan) -> LoadOutcome:
+    return LoadOutcome(
+        status=plan.status,
+        webhook_id=plan.raw_row["webhook_id"],
+        shopify_topic=plan.raw_row["shopify_topic"],
+        reasons=tuple(str(r) for r in plan.reasons),
+        unknown_fields=tuple(plan.unknown_fields),
+    )
 
 
 def load(
@@ -139,33 +180,12 @@ def load(
     store_pii: bool = False,
     pii_hash_key: str = "",
     on_loaded: Callable[[LoadPlan], None] | None = None,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> LoadOutcome:
     """Validate and write one delivery. Raises ``TransientError`` to ask for redelivery."""
     plan = plan_message(event_data, event_id, now(), store_pii=store_pii, pii_hash_key=pii_hash_key)
-    try:
-        writer.write(*plan.writes())
-    except PermanentError as exc:
-        plan = quarantined(plan, Reason("(load)", "rows that fit the warehouse tables", str(exc)), now())
-        try:
-            writer.write(*plan.writes())
-        except PermanentError as again:
-            # Not even the quarantine row fits: keep the message (redelivery, then the DLQ).
-            raise TransientError(f"cannot quarantine event: {again}") from again
-    labels = {"shop": plan.raw_row["shop_domain"], "topic": plan.raw_row["shopify_topic"]}
-    fields = {"webhook_id": plan.raw_row["webhook_id"], "status": plan.status}
-    if plan.rejected:
-        logger.warning("event quarantined", labels=labels, reasons=[str(r) for r in plan.reasons[:5]], **fields)
-    else:
-        if plan.unknown_fields:
-            fields["unknown_fields"] = plan.unknown_fields[:20]
-        logger.info("event loaded", labels=labels, **fields)
-        if on_loaded is not None:
-            on_loaded(plan)  # seam for real-time feature pushes (a later step)
-    return LoadOutcome(
-        status=plan.status,
-        webhook_id=plan.raw_row["webhook_id"],
-        shopify_topic=plan.raw_row["shopify_topic"],
-        reasons=tuple(str(r) for r in plan.reasons),
-        unknown_fields=tuple(plan.unknown_fields),
-    )
+    plan = store_plan(plan, writer.write, now())
+    log_outcome(plan, logger)
+    if on_loaded is not None and not plan.rejected:
+        on_loaded(plan)  # seam for real-time feature pushes (a later step)
+    return outcome_of(plan)

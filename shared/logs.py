@@ -15,7 +15,7 @@ import json
 import sys
 import threading
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _LABELS_KEY = "logging.googleapis.com/labels"
@@ -43,7 +43,7 @@ class StructuredLogger:
         entry: dict[str, Any] = {
             "severity": severity,
             "message": message,
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": datetime.now(UTC).isoformat(),
             "logger": self.name,
         }
         if labels:

@@ -42,7 +42,7 @@ def _transport_kwargs(kind: str, emulator_host: str | None) -> dict[str, Any]:
 
 def admin_clients(settings: Settings) -> tuple[Any, Any]:
     """(PublisherClient, SubscriberClient) for topology administration and test taps."""
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     publisher = pubsub_v1.PublisherClient(**_transport_kwargs("publisher", settings.pubsub_emulator_host))
     subscriber = pubsub_v1.SubscriberClient(**_transport_kwargs("subscriber", settings.pubsub_emulator_host))
@@ -70,7 +70,7 @@ class PubSubPublisher:
             with self._lock:
                 if self._client is None:
                     from google.api_core import exceptions, retry
-                    from google.cloud import pubsub_v1
+                    import google.cloud.pubsub_v1 as pubsub_v1
 
                     timeout = self._settings.publish_timeout_seconds
                     self._retry = retry.Retry(
@@ -124,6 +124,7 @@ def ensure_topology(
     push_base_urls: Mapping[str, str],
     *,
     retry_backoff_seconds: tuple[int, int] | None = None,
+    pull_functions: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
     """Create every topic, and a push subscription for each function in ``push_base_urls``.
 
@@ -157,19 +158,16 @@ def ensure_topology(
                 pass
         for sub in topology.subscriptions:
             base = push_base_urls.get(sub.push_to)
-            if base is None:
+            pulled = sub.push_to in pull_functions  # the batching path: same subscription, pulled
+            if base is None and not pulled:
                 continue
             min_backoff, max_backoff = retry_backoff_seconds or (
                 sub.min_backoff_seconds,
                 sub.max_backoff_seconds,
             )
-            endpoint = (
-                f"{base.rstrip('/')}/projects/{settings.project}/topics/{settings.topic_name(sub.topic)}"
-            )
-            request = {
+            request: dict[str, Any] = {
                 "name": settings.subscription_path(sub.name),
                 "topic": settings.topic_path(sub.topic),
-                "push_config": {"push_endpoint": endpoint},
                 "ack_deadline_seconds": sub.ack_deadline_seconds,
                 "dead_letter_policy": {
                     "dead_letter_topic": settings.topic_path(sub.dead_letter_topic),
@@ -180,6 +178,10 @@ def ensure_topology(
                     "maximum_backoff": duration_pb2.Duration(seconds=max_backoff),
                 },
             }
+            if base is not None and not pulled:
+                topic_name = settings.topic_name(sub.topic)
+                endpoint = f"{base.rstrip('/')}/projects/{settings.project}/topics/{topic_name}"
+                request["push_config"] = {"push_endpoint": endpoint}
             try:
                 subscriber.create_subscription(request=request)
                 created["subscriptions"].append(sub.name)

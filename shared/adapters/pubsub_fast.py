@@ -33,7 +33,9 @@ _ENDPOINT = "pubsub.googleapis.com:443"
 class GroupCommitPublisher:
     """``EventPublisher`` over raw gRPC with group-commit batching. Thread-safe, lazy."""
 
-    def __init__(self, settings: Settings, *, senders: int | None = None, linger_s: float | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, senders: int | None = None, linger_s: float | None = None
+    ) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._stub: Any = None

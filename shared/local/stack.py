@@ -88,6 +88,7 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         topology: Topology | None = None,
         retry_backoff_seconds: tuple[int, int] | None = None,
+        load_mode: str = "push",
     ) -> None:
         self.home = (home or REPO_ROOT / ".shopml").resolve()
         self.project = project
@@ -101,6 +102,12 @@ class LocalStack:
             raise StackError(f"no function folder for {unknown}; implemented: {implemented}")
         self.extra_env = dict(extra_env or {})
         self.retry_backoff_seconds = retry_backoff_seconds
+        if load_mode not in ("push", "pull"):
+            raise StackError(f"load_mode {load_mode!r}: choose push (validate_load) or pull (batch loader)")
+        self.load_mode = load_mode
+        if load_mode == "pull" and "validate_load" in self.function_names:
+            # The batching path replaces the push-triggered function on the same subscription.
+            self.function_names.remove("validate_load")
         self.info: StackInfo | None = None
         self._processes: list[ManagedProcess] = []
 
@@ -141,6 +148,9 @@ class LocalStack:
                 self._start_function(info, child_env, name, timeout_s)
                 self._write_state()
             self._create_topology(info)
+            if self.load_mode == "pull":
+                self._start_pull_loader(info, child_env)
+                self._write_state()
             info.ready = True
             self._write_state()
         except BaseException:  # Ctrl-C included: never leave half a stack running
@@ -152,10 +162,16 @@ class LocalStack:
         data_dir = self.home / "run" / "pubsub-data"
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            "gcloud", "beta", "emulators", "pubsub", "start",
-            f"--host-port=127.0.0.1:{port}", f"--project={self.project}",
-            f"--data-dir={data_dir}", "--quiet",
-        ]  # fmt: skip
+            "gcloud",
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port=127.0.0.1:{port}",
+            f"--project={self.project}",
+            f"--data-dir={data_dir}",
+            "--quiet",
+        ]
         gcloud_env = {
             **env,
             "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
@@ -178,10 +194,18 @@ class LocalStack:
         spec = self.topology.function(name)
         port = free_port()
         argv = [
-            sys.executable, "-m", "functions_framework",
-            "--source", str(spec.source), "--target", name,
-            "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--source",
+            str(spec.source),
+            "--target",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         started = time.monotonic()
         proc = start_process(name, argv, env, self.home / "run" / "logs", REPO_ROOT)
         self._processes.append(proc)
@@ -190,6 +214,12 @@ class LocalStack:
         wait_until(proc, http_answers(url + "/"), timeout_s, f"function {name}")
         info.functions[name] = url
         info.startup_seconds[name] = round(time.monotonic() - started, 3)
+
+    def _start_pull_loader(self, info: StackInfo, env: dict[str, str]) -> None:
+        argv = [sys.executable, "-m", "shared.pull_loader"]
+        proc = start_process("pull-loader", argv, env, self.home / "run" / "logs", REPO_ROOT)
+        self._processes.append(proc)
+        info.pids["pull-loader"] = proc.pid
 
     def _create_topology(self, info: StackInfo) -> None:
         from shared.adapters.pubsub import ensure_topology
@@ -200,7 +230,11 @@ class LocalStack:
             if self.topology.function(name).trigger == "pubsub"
         }
         ensure_topology(
-            info.settings(), self.topology, push_targets, retry_backoff_seconds=self.retry_backoff_seconds
+            info.settings(),
+            self.topology,
+            push_targets,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            pull_functions=frozenset({"validate_load"}) if self.load_mode == "pull" else frozenset(),
         )
 
     def _write_state(self) -> None:

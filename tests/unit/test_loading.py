@@ -20,7 +20,9 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 ORDER = (FIXTURES / "orders_create.json").read_bytes()
 
 
-def push_data(body: bytes, webhook_id: str = "wh-1", topic: str = "orders/create", **extra: str) -> dict[str, Any]:
+def push_data(
+    body: bytes, webhook_id: str = "wh-1", topic: str = "orders/create", **extra: str
+) -> dict[str, Any]:
     attributes = {
         "shopify_topic": topic,
         "shop_domain": "demo-store.myshopify.com",
@@ -31,7 +33,9 @@ def push_data(body: bytes, webhook_id: str = "wh-1", topic: str = "orders/create
         "source": "webhook",
         **extra,
     }
-    return {"message": {"data": base64.b64encode(body).decode(), "attributes": attributes, "messageId": "m-1"}}
+    return {
+        "message": {"data": base64.b64encode(body).decode(), "attributes": attributes, "messageId": "m-1"}
+    }
 
 
 class MemoryWarehouse:
@@ -47,7 +51,9 @@ class MemoryWarehouse:
     def ensure_schema(self) -> None:
         pass
 
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None) -> None:
+    def insert_rows(
+        self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None
+    ) -> None:
         self.write_batch({table: rows})
 
     def write_batch(
@@ -59,7 +65,9 @@ class MemoryWarehouse:
             if self.fail_with is not None:
                 raise self.fail_with
             if self.reject_table and rows_by_table.get(self.reject_table):
-                raise PermanentError(f"row does not fit table {self.reject_table}: total_price overflows NUMERIC")
+                raise PermanentError(
+                    f"row does not fit table {self.reject_table}: total_price overflows NUMERIC"
+                )
             self.batches += 1
             for table, rows in rows_by_table.items():
                 self.tables.setdefault(table, []).extend(dict(r) for r in rows)
@@ -91,7 +99,9 @@ def test_valid_order_lands_raw_and_typed(warehouse: MemoryWarehouse, writer: War
     assert "rejected_events" not in warehouse.tables
 
 
-def test_invalid_event_is_quarantined_with_reasons_not_typed(warehouse: MemoryWarehouse, writer: WarehouseWriter) -> None:
+def test_invalid_event_is_quarantined_with_reasons_not_typed(
+    warehouse: MemoryWarehouse, writer: WarehouseWriter
+) -> None:
     doc = json.loads(ORDER)
     doc["total_price"] = "a lot"
     outcome = load(push_data(json.dumps(doc).encode()), "ce-2", writer, LOG)
@@ -117,7 +127,9 @@ def test_permanent_warehouse_error_quarantines_instead_of_retrying(
     assert "orders" not in warehouse.tables
 
 
-def test_transient_warehouse_error_raises_for_redelivery(warehouse: MemoryWarehouse, writer: WarehouseWriter) -> None:
+def test_transient_warehouse_error_raises_for_redelivery(
+    warehouse: MemoryWarehouse, writer: WarehouseWriter
+) -> None:
     warehouse.fail_with = TransientError("warehouse file is locked by another process")
     with pytest.raises(TransientError):
         load(push_data(ORDER), "ce-4", writer, LOG)
@@ -156,6 +168,14 @@ def test_concurrent_events_share_transactions_and_a_bad_one_is_isolated(warehous
 
 def test_loaded_events_reach_the_feature_seam_and_rejected_do_not(writer: WarehouseWriter) -> None:
     seen: list[str] = []
-    load(push_data(ORDER), "ce-6", writer, LOG, on_loaded=lambda plan: seen.append(plan.raw_row["webhook_id"]))
-    load(push_data(b"not json", webhook_id="bad"), "ce-7", writer, LOG, on_loaded=lambda plan: seen.append("bad"))
+    load(
+        push_data(ORDER), "ce-6", writer, LOG, on_loaded=lambda plan: seen.append(plan.raw_row["webhook_id"])
+    )
+    load(
+        push_data(b"not json", webhook_id="bad"),
+        "ce-7",
+        writer,
+        LOG,
+        on_loaded=lambda plan: seen.append("bad"),
+    )
     assert seen == ["wh-1"]

@@ -65,8 +65,17 @@ def test_bad_settings_are_named(name: str, value: str, fragment: str) -> None:
 
 def test_topology_names_every_design_topic() -> None:
     topology = load_topology()
-    for topic in ("shopify-events", "shopify-events-dlq", "compliance", "reconcile", "training-requests",
-                  "model-events", "predictions", "drift-checks", "rollback-requests"):  # fmt: skip
+    for topic in (
+        "shopify-events",
+        "shopify-events-dlq",
+        "compliance",
+        "reconcile",
+        "training-requests",
+        "model-events",
+        "predictions",
+        "drift-checks",
+        "rollback-requests",
+    ):
         assert topic in topology.topics
 
 
