@@ -62,16 +62,3 @@ def warehouse() -> Warehouse:
 
             _built["warehouse"] = create_warehouse(settings())
         return _built["warehouse"]
-
-
-def warehouse_writer() -> Any:
-    """The group-commit writer over ``warehouse()`` (``shared.loading.WarehouseWriter``)."""
-    if "warehouse_writer" in _overrides:
-        return _overrides["warehouse_writer"]
-    target = warehouse()
-    with _lock:
-        if "warehouse_writer" not in _built:
-            from shared.loading import WarehouseWriter
-
-            _built["warehouse_writer"] = WarehouseWriter(target)
-        return _built["warehouse_writer"]

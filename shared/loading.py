@@ -10,24 +10,22 @@ warehouse batch. Retrying is a decision made here:
   should have caught): the event is quarantined with that reason instead, so it is not
   retried forever and not dropped.
 
-Concurrent deliveries are written by group commit: one warehouse transaction for everything
-that arrived while the previous one was being written (``WarehouseWriter``).
+Concurrent deliveries share transactions inside the DuckDB adapter (group commit); the pull
+loader (``shared.pull_loader``) writes whole batches at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.envelope import MalformedEnvelope, PubSubMessage, decode_push_message
 from shared.errors import PermanentError, TransientError
-from shared.groupcommit import GroupCommit, GroupCommitClosed, GroupCommitTimeout
 from shared.logs import StructuredLogger
-from shared.ports import Warehouse
 from shared.validation import LoadPlan, Reason, plan_load, rejection_row
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -82,54 +80,6 @@ def plan_message(
     )
 
 
-class WarehouseWriter:
-    """Writes load plans by group commit: concurrent events share one ``write_batch``.
-
-    A batch that fails permanently is retried event by event, so one bad event is isolated
-    (and quarantined by the caller) without failing its neighbours.
-    """
-
-    def __init__(self, warehouse: Warehouse, *, timeout_s: float = 30.0, linger_s: float = 0.002) -> None:
-        self.warehouse = warehouse
-        self.timeout_s = timeout_s
-        self.batcher: GroupCommit[tuple[Rows, RowIds], None] = GroupCommit(
-            self._flush, max_items=200, workers=1, linger_s=linger_s, name="warehouse-writer"
-        )
-
-    def write(self, rows: Rows, row_ids: RowIds) -> None:
-        try:
-            self.batcher.submit((rows, row_ids), self.timeout_s)
-        except (GroupCommitTimeout, GroupCommitClosed) as exc:
-            raise TransientError(f"warehouse write did not finish: {exc}") from exc
-
-    def _flush(self, key: Hashable, items: list[tuple[Rows, RowIds]]) -> list[BaseException | None]:
-        if len(items) == 1:
-            return [self._write_one(*items[0])]
-        merged_rows: Rows = {}
-        merged_ids: RowIds = {}
-        for rows, ids in items:
-            for table, table_rows in rows.items():
-                merged_rows.setdefault(table, []).extend(table_rows)
-                merged_ids.setdefault(table, []).extend(ids[table])
-        try:
-            self.warehouse.write_batch(merged_rows, merged_ids)
-        except PermanentError:
-            return [self._write_one(rows, ids) for rows, ids in items]
-        except Exception as exc:  # transient or unexpected: every event of the batch is retried
-            return [exc] * len(items)
-        return [None] * len(items)
-
-    def _write_one(self, rows: Rows, ids: RowIds) -> BaseException | None:
-        try:
-            self.warehouse.write_batch(rows, ids)
-        except Exception as exc:  # returned, not raised: it belongs to this event only
-            return exc
-        return None
-
-    def close(self) -> None:
-        self.batcher.close()
-
-
 def store_plan(plan: LoadPlan, write: Callable[[Rows, RowIds], None], now: datetime) -> LoadPlan:
     """Write one plan; a permanent failure quarantines it instead. Returns what was written.
 
@@ -174,7 +124,7 @@ def outcome_of(plan: LoadPlan) -> LoadOutcome:
 def load(
     event_data: Any,
     event_id: str,
-    writer: WarehouseWriter,
+    write: Callable[[Rows, RowIds], None],
     logger: StructuredLogger,
     *,
     store_pii: bool = False,
@@ -184,7 +134,7 @@ def load(
 ) -> LoadOutcome:
     """Validate and write one delivery. Raises ``TransientError`` to ask for redelivery."""
     plan = plan_message(event_data, event_id, now(), store_pii=store_pii, pii_hash_key=pii_hash_key)
-    plan = store_plan(plan, writer.write, now())
+    plan = store_plan(plan, write, now())
     log_outcome(plan, logger)
     if on_loaded is not None and not plan.rejected:
         on_loaded(plan)  # seam for real-time feature pushes (a later step)

@@ -21,6 +21,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,13 +65,18 @@ def store_batch(
     except TransientError as exc:
         return [exc] * len(plans)
     except PermanentError:
-        outcomes: list[LoadPlan | TransientError] = []
-        for plan in plans:
-            try:
-                outcomes.append(store_plan(plan, warehouse.write_batch, now))
-            except TransientError as exc:
-                outcomes.append(exc)
-        return outcomes
+        return [_store_alone(plan, warehouse, now) for plan in plans]  # isolate the bad event(s)
+    except Exception as exc:  # unexpected: keep the messages (nack), keep the loader running
+        return [TransientError(f"{type(exc).__name__}: {exc}")] * len(plans)
+
+
+def _store_alone(plan: LoadPlan, warehouse: Warehouse, now: datetime) -> LoadPlan | TransientError:
+    try:
+        return store_plan(plan, warehouse.write_batch, now)
+    except TransientError as exc:
+        return exc
+    except Exception as exc:  # see store_batch
+        return TransientError(f"{type(exc).__name__}: {exc}")
 
 
 class PullLoader:
@@ -79,7 +85,7 @@ class PullLoader:
     def __init__(
         self,
         settings: Settings,
-        warehouse: Warehouse,
+        warehouse_factory: Callable[[], Warehouse],
         logger: StructuredLogger,
         *,
         subscription: str = DEFAULT_SUBSCRIPTION,
@@ -88,7 +94,8 @@ class PullLoader:
         from shared.adapters.pubsub import admin_clients
 
         self.settings = settings
-        self.warehouse = warehouse
+        self._warehouse_factory = warehouse_factory
+        self._warehouse: Warehouse | None = None
         self.logger = logger
         self.path = settings.subscription_path(subscription)
         self.max_messages = max_messages
@@ -110,7 +117,12 @@ class PullLoader:
         stats.pulled = len(received)
         now = datetime.now(UTC)
         plans = [self._plan(m.message, now) for m in received]
-        outcomes = store_batch(plans, self.warehouse, now)
+        try:
+            if self._warehouse is None:  # built on first use: a broken one only nacks batches
+                self._warehouse = self._warehouse_factory()
+            outcomes = store_batch(plans, self._warehouse, now)
+        except Exception as exc:
+            outcomes = [TransientError(f"{type(exc).__name__}: {exc}")] * len(plans)
         done = [
             m.ack_id for m, o in zip(received, outcomes, strict=True) if not isinstance(o, TransientError)
         ]
@@ -170,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loader = PullLoader(
         settings,
-        create_warehouse(settings),
+        lambda: create_warehouse(settings),
         get_logger("pull_loader", settings.log_level),
         subscription=args.subscription,
         max_messages=args.max_messages,

@@ -25,7 +25,7 @@ def validate_load(event: CloudEvent) -> None:
         load(
             event.data,
             str(event["id"]),
-            bootstrap.warehouse_writer(),
+            bootstrap.warehouse().write_batch,
             logger,
             store_pii=settings.store_pii,
             pii_hash_key=settings.pii_hash_key,

@@ -69,8 +69,8 @@ class PubSubPublisher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    from google.api_core import exceptions, retry
                     import google.cloud.pubsub_v1 as pubsub_v1
+                    from google.api_core import exceptions, retry
 
                     timeout = self._settings.publish_timeout_seconds
                     self._retry = retry.Retry(

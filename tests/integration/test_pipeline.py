@@ -215,3 +215,40 @@ def test_bad_events_are_quarantined_with_reasons_and_never_typed(pipeline: Stack
         pipeline, "SELECT field_path FROM schema_drift WHERE webhook_id = @w", w=extra_field.webhook_id
     )
     assert any("brand_new_field" in r["field_path"] for r in drift)
+
+
+def test_pull_batching_path_loads_the_same_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    events = list(retail_events())[:400]
+    with LocalStack(tmp_path, webhook_secrets=[SECRET], load_mode="pull") as info:
+        assert "validate_load" not in info.functions and "pull-loader" in info.pids
+        send(info, events, duplicate_rate=0.05, seed=2)
+        ids = {e.webhook_id for e in events}
+        assert wait_for_raw(info, ids, timeout_s=60) == ids
+        [orders] = query(info, "SELECT COUNT(*) AS n FROM orders_latest")
+        assert orders["n"] == 400
+
+
+@pytest.mark.parametrize("mode", ["push", "pull"])
+def test_a_warehouse_that_keeps_failing_dead_letters_after_the_configured_attempts(  # type: ignore[no-untyped-def]
+    tmp_path, mode: str
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the warehouse's folder should be")
+    from tests.integration.conftest import Tap
+
+    stack = LocalStack(
+        tmp_path / "home",
+        webhook_secrets=[SECRET],
+        load_mode=mode,
+        retry_backoff_seconds=(1, 2),
+        extra_env={"SHOPML_WAREHOUSE": f"duckdb:///{blocker}/warehouse.duckdb"},
+    )
+    with stack as info:
+        dlq = Tap(info, "shopify-events-dlq")
+        event = retail_events().__next__()
+        send(info, [event])
+        [dead] = dlq.pull(until=1, timeout_s=90)
+        dlq.close()
+    assert dead.attributes["webhook_id"] == event.webhook_id
+    assert dead.data == event.body
+    assert dead.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"  # topology: 5 attempts

@@ -6,14 +6,13 @@ import base64
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.errors import PermanentError, TransientError
-from shared.loading import WarehouseWriter, load
+from shared.loading import load
 from shared.logs import get_logger
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
@@ -82,14 +81,14 @@ def warehouse() -> MemoryWarehouse:
 
 
 @pytest.fixture
-def writer(warehouse: MemoryWarehouse) -> WarehouseWriter:
-    return WarehouseWriter(warehouse, timeout_s=5)
+def writer(warehouse: MemoryWarehouse):  # type: ignore[no-untyped-def]
+    return warehouse.write_batch
 
 
 LOG = get_logger("test")
 
 
-def test_valid_order_lands_raw_and_typed(warehouse: MemoryWarehouse, writer: WarehouseWriter) -> None:
+def test_valid_order_lands_raw_and_typed(warehouse: MemoryWarehouse, writer: Any) -> None:
     outcome = load(push_data(ORDER), "ce-1", writer, LOG)
     assert outcome.status == "loaded"
     assert [r["status"] for r in warehouse.tables["raw_events"]] == ["loaded"]
@@ -99,9 +98,7 @@ def test_valid_order_lands_raw_and_typed(warehouse: MemoryWarehouse, writer: War
     assert "rejected_events" not in warehouse.tables
 
 
-def test_invalid_event_is_quarantined_with_reasons_not_typed(
-    warehouse: MemoryWarehouse, writer: WarehouseWriter
-) -> None:
+def test_invalid_event_is_quarantined_with_reasons_not_typed(warehouse: MemoryWarehouse, writer: Any) -> None:
     doc = json.loads(ORDER)
     doc["total_price"] = "a lot"
     outcome = load(push_data(json.dumps(doc).encode()), "ce-2", writer, LOG)
@@ -115,7 +112,7 @@ def test_invalid_event_is_quarantined_with_reasons_not_typed(
 
 
 def test_permanent_warehouse_error_quarantines_instead_of_retrying(
-    warehouse: MemoryWarehouse, writer: WarehouseWriter
+    warehouse: MemoryWarehouse, writer: Any
 ) -> None:
     warehouse.reject_table = "orders"
     outcome = load(push_data(ORDER), "ce-3", writer, LOG)
@@ -127,9 +124,7 @@ def test_permanent_warehouse_error_quarantines_instead_of_retrying(
     assert "orders" not in warehouse.tables
 
 
-def test_transient_warehouse_error_raises_for_redelivery(
-    warehouse: MemoryWarehouse, writer: WarehouseWriter
-) -> None:
+def test_transient_warehouse_error_raises_for_redelivery(warehouse: MemoryWarehouse, writer: Any) -> None:
     warehouse.fail_with = TransientError("warehouse file is locked by another process")
     with pytest.raises(TransientError):
         load(push_data(ORDER), "ce-4", writer, LOG)
@@ -139,7 +134,7 @@ def test_transient_warehouse_error_raises_for_redelivery(
 
 
 def test_malformed_envelope_is_quarantined_with_the_envelope_kept(
-    warehouse: MemoryWarehouse, writer: WarehouseWriter
+    warehouse: MemoryWarehouse, writer: Any
 ) -> None:
     outcome = load({"message": {"data": "%%%"}}, "ce-5", writer, LOG)
     assert outcome.status == "rejected"
@@ -149,24 +144,7 @@ def test_malformed_envelope_is_quarantined_with_the_envelope_kept(
     assert rejected["message_id"] == "ce-5"
 
 
-def test_concurrent_events_share_transactions_and_a_bad_one_is_isolated(warehouse: MemoryWarehouse) -> None:
-    writer = WarehouseWriter(warehouse, timeout_s=10)
-    doc = json.loads(ORDER)
-
-    def one(i: int) -> str:
-        body = dict(doc, id=doc["id"] + i)
-        return load(push_data(json.dumps(body).encode(), webhook_id=f"wh-{i}"), f"ce-{i}", writer, LOG).status
-
-    with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(one, range(120)))
-    writer.close()
-    assert statuses == ["loaded"] * 120
-    assert len(warehouse.tables["orders"]) == 120
-    assert warehouse.batches < 120  # group commit merged concurrent events
-    assert max(writer.batcher.batch_sizes) > 1
-
-
-def test_loaded_events_reach_the_feature_seam_and_rejected_do_not(writer: WarehouseWriter) -> None:
+def test_loaded_events_reach_the_feature_seam_and_rejected_do_not(writer: Any) -> None:
     seen: list[str] = []
     load(
         push_data(ORDER), "ce-6", writer, LOG, on_loaded=lambda plan: seen.append(plan.raw_row["webhook_id"])
