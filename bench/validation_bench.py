@@ -70,6 +70,17 @@ def _time(fn: Callable[[], Any], n: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    """Pinned to one CPU while it measures; the process's affinity is restored afterwards
+    (``python -m bench`` runs later benchmarks, and their child processes, in this process)."""
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        return _run(quick)
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _run(quick: bool) -> dict[str, Any]:
     attributes, body = _event()
     now = datetime.now(UTC)
     pinned = _pin_to_one_cpu()
