@@ -273,7 +273,11 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> d
         f"warehouse after {waited:.1f} s: {len(loaded)} loaded, {len(rejected)} quarantined, "
         f"{reconciled['missing']} missing; rows {tables}"
     )
-    say(f"latest-state views (duplicates and out-of-order updates folded): {latest}")
+    say(
+        f"raw_events holds every delivery ({tables['raw_events']} rows for {len(accounted)} events: "
+        "Shopify's duplicate deliveries and Pub/Sub's at-least-once redeliveries); "
+        f"latest-state views fold them: {latest}"
+    )
     for row in reasons[:3]:
         say(f"quarantined {row['shopify_topic']}: {row['reason_summary']}")
     return {
