@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
@@ -18,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import LoadResult, open_loop, wrk_saturate
-from shared.local.processes import free_port, http_answers, start_process, stop_processes, wait_until
+from shared.local.processes import (
+    free_port,
+    functions_framework_argv,
+    http_answers,
+    start_process,
+    stop_processes,
+    wait_until,
+)
 from shared.local.stack import LocalStack
 from shared.settings import REPO_ROOT
 from shared.webhooks import sign_webhook
@@ -97,19 +103,7 @@ def group_cpu_seconds(pgid: int) -> float:
 
 def _start_function(name: str, source: Path, env: dict[str, str], home: Path) -> tuple[int, str]:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        "--source",
-        str(source),
-        "--target",
-        name,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    argv = functions_framework_argv(source, name, port)
     proc = start_process(f"{name}-{port}", argv, env, home / "logs", REPO_ROOT)
     url = f"http://127.0.0.1:{port}/"
     wait_until(proc, http_answers(url), 30, name)
@@ -119,19 +113,7 @@ def _start_function(name: str, source: Path, env: dict[str, str], home: Path) ->
 def cold_start(name: str, source: Path, env: dict[str, str], home: Path, body: bytes) -> float:
     """Seconds from process start to the first answered (200) webhook."""
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        "--source",
-        str(source),
-        "--target",
-        name,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    argv = functions_framework_argv(source, name, port)
     started = time.perf_counter()
     proc = start_process(f"cold-{name}-{port}", argv, env, home / "logs", REPO_ROOT)
     url = f"http://127.0.0.1:{port}/"

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,14 @@ STACK_ID_VAR = "SHOPML_STACK_ID"
 
 class StackError(RuntimeError):
     """The local stack could not start or stop; the message says which part and why."""
+
+
+def functions_framework_argv(source: Path, target: str, port: int) -> list[str]:
+    """How Cloud Functions serves a function, on loopback: functions-framework (gunicorn)."""
+    return [
+        sys.executable, "-m", "functions_framework", "--source", str(source), "--target", target,
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
 
 
 def free_port() -> int:

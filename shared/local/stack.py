@@ -24,6 +24,7 @@ from shared.local.processes import (
     ManagedProcess,
     StackError,
     free_port,
+    functions_framework_argv,
     http_answers,
     pid_alive,
     processes_with_marker,
@@ -193,19 +194,7 @@ class LocalStack:
     def _start_function(self, info: StackInfo, env: dict[str, str], name: str, timeout_s: float) -> None:
         spec = self.topology.function(name)
         port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--source",
-            str(spec.source),
-            "--target",
-            name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        argv = functions_framework_argv(spec.source, name, port)
         started = time.monotonic()
         proc = start_process(name, argv, env, self.home / "run" / "logs", REPO_ROOT)
         self._processes.append(proc)
