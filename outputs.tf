@@ -52,3 +52,8 @@ output "function_source_objects" {
   description = "Content-addressed source zip each function is deployed from."
   value       = module.functions.source_objects
 }
+
+output "bigquery_dataset" {
+  description = "The warehouse dataset (SHOPML_WAREHOUSE=bigquery://<project>/<this>)."
+  value       = module.bigquery.dataset_id
+}
