@@ -209,24 +209,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         # Loss: every 200 must be a message on shopify-events. Open-loop runs know each
         # accepted webhook id; wrk runs only count, and may publish a few requests that were
         # still in flight when wrk stopped (counted by wrk as neither).
-        from google.api_core import exceptions
+        from shared.adapters.pubsub import drain_subscription
 
-        delivered = 0
-        seen_ids: set[str] = set()
-        idle = 0
-        while idle < 3:
-            try:
-                response = subscriber.pull(subscription=tap, max_messages=1000, timeout=2)
-            except exceptions.DeadlineExceeded:
-                idle += 1
-                continue
-            if not response.received_messages:
-                idle += 1
-                continue
-            idle = 0
-            delivered += len(response.received_messages)
-            seen_ids.update(m.message.attributes["webhook_id"] for m in response.received_messages)
-            subscriber.acknowledge(subscription=tap, ack_ids=[m.ack_id for m in response.received_messages])
+        messages = drain_subscription(subscriber, tap, idle_rounds=3)
+        delivered = len(messages)
+        seen_ids = {m.attributes["webhook_id"] for m in messages}
         subscriber.close()
         open_ids = {i for rs in runs["ingest_webhook"].values() for r in rs for i in r.ok_ids}
         wrk_ok = sum(r.statuses.get(200, 0) for r in runs["ingest_webhook"]["saturating"])

@@ -18,6 +18,7 @@ import argparse
 import html
 import itertools
 import json
+import shutil
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,7 @@ from typing import Any
 from shared.local.processes import processes_with_marker
 from shared.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack, StackInfo
 from shared.settings import REPO_ROOT
+from shared.validation import TYPED_TABLES
 
 REPORT_DIR = REPO_ROOT / "demo-report"
 
@@ -50,26 +52,12 @@ class Taps:
             self.paths[topic] = path
 
     def drain(self, idle_rounds: int = 2) -> dict[str, list[Any]]:
-        from google.api_core import exceptions
+        from shared.adapters.pubsub import drain_subscription
 
-        seen: dict[str, list[Any]] = {topic: [] for topic in self.paths}
-        for topic, path in self.paths.items():
-            idle = 0
-            while idle < idle_rounds:
-                try:
-                    response = self.subscriber.pull(subscription=path, max_messages=1000, timeout=2)
-                except exceptions.DeadlineExceeded:
-                    idle += 1
-                    continue
-                if not response.received_messages:
-                    idle += 1
-                    continue
-                idle = 0
-                seen[topic].extend(m.message for m in response.received_messages)
-                self.subscriber.acknowledge(
-                    subscription=path, ack_ids=[m.ack_id for m in response.received_messages]
-                )
-        return seen
+        return {
+            topic: drain_subscription(self.subscriber, path, idle_rounds)
+            for topic, path in self.paths.items()
+        }
 
     def close(self) -> None:
         self.subscriber.close()
@@ -227,19 +215,7 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> d
     loaded = sorted(i for i, s in accounted.items() if s == "loaded")
     rejected = sorted(i for i, s in accounted.items() if s == "rejected")
     tables = {}
-    for table in (
-        "raw_events",
-        "orders",
-        "order_line_items",
-        "refunds",
-        "refund_line_items",
-        "products",
-        "variants",
-        "inventory_levels",
-        "customers",
-        "rejected_events",
-        "schema_drift",
-    ):
+    for table in ("raw_events", *TYPED_TABLES, "rejected_events", "schema_drift"):
         tables[table] = warehouse.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]  # noqa: S608
     latest = {}
     for view in (
@@ -274,9 +250,8 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> d
         f"{reconciled['missing']} missing; rows {tables}"
     )
     say(
-        f"raw_events holds every delivery ({tables['raw_events']} rows for {len(accounted)} events: "
-        "Shopify's duplicate deliveries and Pub/Sub's at-least-once redeliveries); "
-        f"latest-state views fold them: {latest}"
+        f"raw_events holds every delivery ({tables['raw_events']} rows for {len(accounted)} events, "
+        f"duplicates included); latest-state views fold duplicates and out-of-order updates: {latest}"
     )
     for row in reasons[:3]:
         say(f"quarantined {row['shopify_topic']}: {row['reason_summary']}")
@@ -320,6 +295,8 @@ def run(quick: bool) -> dict[str, Any]:
         stack.down()  # a stack left over from an interrupted demo
     except Exception as exc:
         say(f"could not stop a leftover stack: {exc}")
+    if home.exists():  # every demo starts from an empty warehouse and registry
+        shutil.rmtree(home)
     info = stack.up()
     try:
         say(f"stack up: {json.dumps(info.functions)}; start-up seconds {info.startup_seconds}")

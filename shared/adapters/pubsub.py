@@ -191,3 +191,25 @@ def ensure_topology(
         subscriber.close()
         publisher.stop()
     return created
+
+
+def drain_subscription(subscriber: Any, path: str, idle_rounds: int = 2, timeout_s: float = 2.0) -> list[Any]:
+    """Pull and acknowledge everything on a subscription until ``idle_rounds`` pulls come back
+    empty (the emulator's synchronous pull blocks, then raises DeadlineExceeded, when empty)."""
+    from google.api_core import exceptions
+
+    messages: list[Any] = []
+    idle = 0
+    while idle < idle_rounds:
+        try:
+            response = subscriber.pull(subscription=path, max_messages=1000, timeout=timeout_s)
+        except exceptions.DeadlineExceeded:
+            idle += 1
+            continue
+        if not response.received_messages:
+            idle += 1
+            continue
+        idle = 0
+        messages.extend(m.message for m in response.received_messages)
+        subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
+    return messages
