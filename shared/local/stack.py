@@ -21,13 +21,11 @@ from typing import Any
 
 from shared.local.processes import (
     STACK_ID_VAR,
-    ManagedProcess,
     StackError,
     free_port,
     functions_framework_argv,
     http_answers,
     pid_alive,
-    processes_with_marker,
     start_process,
     stop_processes,
     wait_until,
@@ -110,7 +108,6 @@ class LocalStack:
             # The batching path replaces the push-triggered function on the same subscription.
             self.function_names.remove("validate_load")
         self.info: StackInfo | None = None
-        self._processes: list[ManagedProcess] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self, timeout_s: float = 60.0) -> StackInfo:
@@ -186,7 +183,6 @@ class LocalStack:
                 "gcloud not found: install the Google Cloud CLI with the pubsub-emulator "
                 "component (see README, Troubleshooting)"
             ) from None
-        self._processes.append(proc)
         info.pids["pubsub-emulator"] = proc.pid
         wait_until(proc, http_answers(f"http://127.0.0.1:{port}/", b"Ok"), timeout_s, "Pub/Sub emulator")
         info.startup_seconds["pubsub-emulator"] = round(time.monotonic() - started, 3)
@@ -197,7 +193,6 @@ class LocalStack:
         argv = functions_framework_argv(spec.source, name, port)
         started = time.monotonic()
         proc = start_process(name, argv, env, self.home / "run" / "logs", REPO_ROOT)
-        self._processes.append(proc)
         info.pids[name] = proc.pid
         url = f"http://127.0.0.1:{port}"
         wait_until(proc, http_answers(url + "/"), timeout_s, f"function {name}")
@@ -207,7 +202,6 @@ class LocalStack:
     def _start_pull_loader(self, info: StackInfo, env: dict[str, str]) -> None:
         argv = [sys.executable, "-m", "shared.pull_loader"]
         proc = start_process("pull-loader", argv, env, self.home / "run" / "logs", REPO_ROOT)
-        self._processes.append(proc)
         info.pids["pull-loader"] = proc.pid
 
     def _create_topology(self, info: StackInfo) -> None:
@@ -241,7 +235,6 @@ class LocalStack:
         survivors = stop_processes(info.pids.values(), info.stack_id)
         _state_path(self.home).unlink(missing_ok=True)
         self.info = None
-        self._processes.clear()
         if survivors:
             raise StackError(f"could not stop processes {survivors}")
         return survivors
@@ -251,8 +244,3 @@ class LocalStack:
 
     def __exit__(self, *exc: Any) -> None:
         self.down()
-
-
-def stack_processes_left(stack_id: str) -> list[int]:
-    """Processes of a stopped stack that are still alive (should be none)."""
-    return processes_with_marker(stack_id)
