@@ -100,6 +100,18 @@ class Settings:
     store_pii: bool = False  # keep customers' email/phone/address in clear (default: keyed hashes only)
     pii_hash_key: str = ""  # HMAC key for those hashes; set it (Secret Manager) in every real deployment
     log_level: str = "INFO"
+    # Step 3: features, training, registry.
+    feature_server_url: str = ""  # Feast feature server (``feast serve``); empty: no online features
+    feature_timeout_ms: float = 50.0  # request-path budget for one feature-server call
+    registry_url: str = ""  # file:///dir (default .shopml/registry), gs://bucket/prefix, vertex://project/region
+    model_name: str = "demand"
+    champion_tolerance: float = 0.02  # candidate WAPE may exceed the champion's by this fraction
+    training_backend: str = "local"  # or "vertex" (CustomJob)
+    training_history_days: int = 548  # about 18 months
+    vertex_region: str = "europe-west1"
+    trainer_image: str = ""  # container image of the trainer (Vertex backend)
+    trainer_service_account: str = ""  # service account the Vertex CustomJob runs as
+    vertex_staging_bucket: str = ""  # gs://bucket for Vertex job staging and model artifacts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,10 +141,30 @@ class Settings:
             store_pii=_bool(env, "SHOPML_STORE_PII", False),
             pii_hash_key=env.get("SHOPML_PII_HASH_KEY", ""),
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),
+            feature_server_url=(env.get("SHOPML_FEATURE_SERVER_URL") or "").rstrip("/"),
+            feature_timeout_ms=_float(env, "SHOPML_FEATURE_TIMEOUT_MS", 50.0),
+            registry_url=env.get("SHOPML_REGISTRY") or f"file://{home / 'registry'}",
+            model_name=env.get("SHOPML_MODEL_NAME") or "demand",
+            champion_tolerance=_float(env, "SHOPML_CHAMPION_TOLERANCE", 0.02, allow_zero=True),
+            training_backend=env.get("SHOPML_TRAINING_BACKEND") or "local",
+            training_history_days=_int(env, "SHOPML_TRAINING_HISTORY_DAYS", 548),
+            vertex_region=env.get("SHOPML_VERTEX_REGION") or "europe-west1",
+            trainer_image=env.get("SHOPML_TRAINER_IMAGE", ""),
+            trainer_service_account=env.get("SHOPML_TRAINER_SERVICE_ACCOUNT", ""),
+            vertex_staging_bucket=env.get("SHOPML_VERTEX_STAGING_BUCKET", ""),
         )
         if settings.publisher not in ("group_commit", "client"):
             raise ConfigurationError(
                 f"SHOPML_PUBLISHER={settings.publisher!r}: choose group_commit (default) or client"
+            )
+        if settings.training_backend not in ("local", "vertex"):
+            raise ConfigurationError(
+                f"SHOPML_TRAINING_BACKEND={settings.training_backend!r}: choose local (default) or vertex"
+            )
+        if not settings.registry_url.startswith(("file://", "gs://", "vertex://")):
+            raise ConfigurationError(
+                f"SHOPML_REGISTRY={settings.registry_url!r}: use file:///dir, gs://bucket/prefix "
+                "or vertex://project/region"
             )
         if settings.publish_timeout_seconds >= 5.0:
             raise ConfigurationError(

@@ -1,0 +1,44 @@
+"""Demand features: one row per (shop_domain, variant_id, date), written once as SQL.
+
+``shared/sql/features/variant_daily_features.sql`` (BigQuery dialect, run on DuckDB locally
+through SQLGlot) computes every column below from the typed tables. Point in time: every
+feature of day D is known at 00:00 UTC of D (data stamped before D), except the columns in
+``PLANNED`` that the merchant knows in advance (calendar, announced promotions). ``units`` is
+the label: units sold on D, net of cancellations and refunds dated D, floored at zero.
+
+This module is the contract the SQL, Feast definitions, trainer and ``predict`` share.
+"""
+
+from __future__ import annotations
+
+KEYS: tuple[str, ...] = ("shop_domain", "variant_id", "product_id", "date")
+LABEL = "units"
+
+# Known at 00:00 UTC of D from data stamped before D.
+HISTORY: tuple[str, ...] = (
+    "lag_1",  # units on D-1
+    "lag_7",
+    "lag_14",
+    "lag_28",
+    "rmean_7",  # mean of units over D-7 .. D-1
+    "rstd_7",  # population standard deviation over the same days
+    "rmean_28",
+    "rstd_28",
+)
+STATE: tuple[str, ...] = (
+    "price",  # variant price in effect at 00:00 of D
+    "discount",  # markdown: 1 - price / compare_at_price when compare_at_price > price, else 0
+    "inventory_on_hand",  # sum of available over locations at 00:00 of D
+    "product_type",  # STRING; the trainer encodes it with a vocabulary kept in the model card
+    "product_age_days",  # D - product created_at date
+)
+PLANNED: tuple[str, ...] = (
+    "dow",  # ISO day of week, 1 = Monday
+    "month",
+    "promo_active",  # 1 when an announced store promotion covers D
+    "promo_discount",  # that promotion's discount fraction, else 0
+    "days_to_promo",  # days until the next announced promotion starts (0 while one runs; NULL: none known)
+    "days_since_promo",  # days since the last promotion ended (0 while one runs; NULL: none yet)
+)
+COLUMNS: tuple[str, ...] = KEYS + (LABEL,) + HISTORY + STATE + PLANNED  # the SQL's output, in order
+CATEGORICAL: tuple[str, ...] = ("product_type",)
