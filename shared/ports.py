@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 
@@ -51,3 +53,71 @@ class Warehouse(Protocol):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run one statement written in BigQuery's dialect with ``@name`` parameters."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: its ONNX file and model card live at ``uri``."""
+
+    model: str
+    version: str  # semantic version, e.g. "1.3.0"
+    aliases: tuple[str, ...]  # e.g. ("candidate",); later steps add "live", "previous"
+    uri: str  # folder (file:// or gs://) holding model.onnx and card.json
+    card: Mapping[str, Any]
+
+
+class ModelRegistry(Protocol):
+    """Model versions with aliases: Vertex AI Model Registry in the cloud, a folder locally.
+
+    An alias names at most one version of a model at a time; setting it moves it.
+    """
+
+    def register(
+        self,
+        model: str,
+        version: str,
+        onnx_model: bytes,
+        card: Mapping[str, Any],
+        aliases: Sequence[str] = (),
+    ) -> ModelVersion:
+        """Store a new version (its files first, then its entry); an existing version is an error."""
+        ...
+
+    def get(self, model: str, ref: str) -> ModelVersion | None:
+        """The version named ``ref`` (a semantic version or an alias), or None."""
+        ...
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Every version of ``model``, oldest first."""
+        ...
+
+    def load_onnx(self, version: ModelVersion) -> bytes: ...
+
+    def set_alias(self, model: str, alias: str, version: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """One night's training run. ``run_id`` is the idempotency key: one run per model and night."""
+
+    model: str
+    night: date
+    start: date  # first day of the data window (inclusive)
+    end: date  # last day of the data window (inclusive)
+
+    @property
+    def run_id(self) -> str:
+        return f"shopml-train-{self.model}-{self.night:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class TrainingSubmission:
+    run_id: str
+    backend_ref: str  # Vertex CustomJob resource name, or the local process's log file
+    created: bool  # False when this night's run already existed (idempotent retry)
+
+
+class TrainingBackend(Protocol):
+    """Runs the trainer (``python -m shared.training``): Vertex AI CustomJob or a local process."""
+
+    def submit(self, request: TrainingRequest) -> TrainingSubmission: ...
