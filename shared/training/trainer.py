@@ -1,0 +1,309 @@
+"""The trainer: feature table → LightGBM → ONNX → parity → champion check → model card.
+
+``train`` is pure apart from CPU: a feature frame in, a ``TrainingResult`` out. ``run`` adds
+the I/O (warehouse, registry, publisher) and is what ``python -m shared.training`` calls,
+locally as a process and on Vertex AI as a CustomJob, with only settings changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import PermanentError
+from shared.ports import ModelVersion
+from shared.training import dataset, export, metrics
+from shared.training.dataset import MAX_HORIZON, MODEL_FEATURES
+
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    objective: str = "tweedie"  # or "poisson": count demand
+    tweedie_variance_power: float = 1.2
+    learning_rate: float = 0.1
+    num_leaves: int = 63
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.9
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    max_rounds: int = 400
+    early_stopping_rounds: int = 30
+    cv_folds: int = 2  # expanding-window folds before the final holdout
+    holdout_days: int = MAX_HORIZON
+    horizons_per_row: int = 1
+    seed: int = 0
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("tweedie", "poisson"):
+            raise PermanentError(f"objective {self.objective!r}: choose tweedie or poisson (count demand)")
+        if self.cv_folds < 1:
+            raise PermanentError("cv_folds must be at least 1 (early stopping needs a validation fold)")
+
+    def lightgbm_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "objective": self.objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1,
+            "lambda_l2": self.lambda_l2,
+            "num_threads": self.threads,
+            "seed": self.seed,
+            "deterministic": True,
+            "verbose": -1,
+        }
+        if self.objective == "tweedie":
+            params["tweedie_variance_power"] = self.tweedie_variance_power
+        return params
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model serving now (or the last candidate), scored on the candidate's holdout."""
+
+    version: str
+    card: Mapping[str, Any]
+    onnx_model: bytes
+
+
+@dataclass
+class TrainingResult:
+    booster: Any
+    onnx_model: bytes
+    parity: export.Parity
+    decision: str  # "promote" or "reject"
+    card: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision == "promote"
+
+
+def _day(value: date) -> int:
+    return (value - EPOCH).days
+
+
+def _date(day: int) -> str:
+    return (EPOCH + timedelta(days=int(day))).isoformat()
+
+
+def _fit(config: TrainerConfig, train: dataset.Rows, valid: dataset.Rows | None, rounds: int) -> Any:
+    import lightgbm
+
+    names = list(MODEL_FEATURES)
+    train_set = lightgbm.Dataset(train.features, train.label, feature_name=names, free_raw_data=True)
+    callbacks: list[Any] = []
+    valid_sets = []
+    if valid is not None:
+        valid_sets = [lightgbm.Dataset(valid.features, valid.label, reference=train_set)]
+        callbacks = [lightgbm.early_stopping(config.early_stopping_rounds, verbose=False)]
+    params = config.lightgbm_params()
+    return lightgbm.train(params, train_set, rounds, valid_sets=valid_sets, callbacks=callbacks)
+
+
+def champion_features(champion: Champion, rows: dataset.Rows, vocabulary: Sequence[str]) -> np.ndarray | None:
+    """The holdout in the champion's own feature order and product-type codes, or None if it
+    needs a feature this run does not compute (then the two cannot be compared)."""
+    names = list(champion.card.get("features", []))
+    if not names or any(name not in MODEL_FEATURES for name in names):
+        return None
+    matrix = rows.features[:, [MODEL_FEATURES.index(name) for name in names]].copy()
+    if "product_type_code" in names:
+        theirs = {name: index + 1 for index, name in enumerate(champion.card.get("product_types", []))}
+        ours = np.array([0.0] + [float(theirs.get(name, 0)) for name in vocabulary])
+        column = names.index("product_type_code")
+        matrix[:, column] = ours[matrix[:, column].astype(np.int64)]
+    return matrix
+
+
+def decide(candidate_wape: float, champion_wape: float | None, tolerance: float) -> str:
+    """Promote unless the candidate is worse than the champion by more than ``tolerance``."""
+    if champion_wape is None or not np.isfinite(champion_wape):
+        return "promote"
+    return "promote" if candidate_wape <= champion_wape * (1 + tolerance) else "reject"
+
+
+def git_commit() -> str:
+    found = os.environ.get("SHOPML_GIT_COMMIT")
+    if found:
+        return found
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def train(
+    frame: pd.DataFrame,
+    config: TrainerConfig | None = None,
+    champion: Champion | None = None,
+    tolerance: float = 0.02,
+) -> TrainingResult:
+    """Cross-validate, fit, evaluate against baselines and the champion, export and check parity."""
+    config = config or TrainerConfig()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    panel = dataset.to_panel(frame)
+    cutoff = panel.last_day - config.holdout_days
+    needed = (config.cv_folds + 1) * config.holdout_days + 2 * MAX_HORIZON
+    if panel.last_day - panel.first_day + 1 < needed:
+        raise PermanentError(
+            f"not enough history: {panel.last_day - panel.first_day + 1} days in the window, the "
+            f"trainer needs at least {needed} ({config.cv_folds} folds and a holdout of "
+            f"{config.holdout_days} days, plus {2 * MAX_HORIZON} days to learn from)"
+        )
+    rng = np.random.default_rng(config.seed)
+    timings["prepare_s"] = time.perf_counter() - started
+
+    folds = []
+    fit_started = time.perf_counter()
+    for k in range(config.cv_folds, 0, -1):  # oldest fold first: an expanding window
+        fold_cutoff = cutoff - k * config.holdout_days
+        train_rows = dataset.training_rows(panel, fold_cutoff, rng, config.horizons_per_row)
+        valid_rows = dataset.holdout_rows(panel, fold_cutoff, config.holdout_days)
+        booster = _fit(config, train_rows, valid_rows, config.max_rounds)
+        best = int(booster.best_iteration or booster.current_iteration())
+        forecast = booster.predict(valid_rows.features, num_iteration=best)
+        folds.append(
+            {
+                "cutoff": _date(fold_cutoff),
+                "train_rows": train_rows.size,
+                "valid_rows": valid_rows.size,
+                "best_iteration": best,
+                "model": metrics.score(valid_rows.label, forecast),
+                "seasonal_naive": metrics.score(valid_rows.label, valid_rows.seasonal_naive),
+                "moving_average_28": metrics.score(valid_rows.label, valid_rows.moving_average_28),
+            }
+        )
+    rounds = max(1, int(np.median([fold["best_iteration"] for fold in folds])))
+    train_rows = dataset.training_rows(panel, cutoff, rng, config.horizons_per_row)
+    booster = _fit(config, train_rows, None, rounds)
+    timings["training_s"] = time.perf_counter() - fit_started
+
+    holdout = dataset.holdout_rows(panel, cutoff, config.holdout_days)
+    native = booster.predict(holdout.features)
+    forecasts = {
+        "model": native,
+        "seasonal_naive": holdout.seasonal_naive,
+        "moving_average_28": holdout.moving_average_28,
+    }
+    evaluation: dict[str, Any] = {
+        name: metrics.score_by_horizon(holdout.label, forecast, holdout.horizon)
+        for name, forecast in forecasts.items()
+    }
+
+    export_started = time.perf_counter()
+    onnx_model = export.to_onnx(booster, len(MODEL_FEATURES))
+    timings["export_s"] = time.perf_counter() - export_started
+    parity = export.check_parity(onnx_model, native, holdout.features)
+    timings["parity_s"] = time.perf_counter() - export_started - timings["export_s"]
+
+    champion_entry: dict[str, Any] | None = None
+    champion_wape: float | None = None
+    if champion is not None:
+        matrix = champion_features(champion, holdout, panel.vocabulary)
+        if matrix is None:
+            champion_entry = {"version": champion.version, "comparable": False}
+        else:
+            theirs = export.onnx_predict(export.onnx_session(champion.onnx_model, threads=2), matrix)
+            evaluation["champion"] = metrics.score_by_horizon(holdout.label, theirs, holdout.horizon)
+            champion_wape = float(evaluation["champion"]["overall"]["wape"])
+            champion_entry = {"version": champion.version, "comparable": True, "wape": champion_wape}
+    candidate_wape = float(evaluation["model"]["overall"]["wape"])
+    decision = decide(candidate_wape, champion_wape, tolerance)
+
+    reference = dataset.reference_distributions(train_rows.features, MODEL_FEATURES)
+    timings["total_s"] = time.perf_counter() - started
+    card: dict[str, Any] = {
+        "task": "daily units per product variant, horizons 1-28 days",
+        "data_window": {"start": _date(panel.first_day), "end": _date(panel.last_day)},
+        "holdout_window": {"start": _date(cutoff + 1), "end": _date(cutoff + config.holdout_days)},
+        "trained_through": _date(cutoff),
+        "rows": {
+            "feature_table": panel.rows,
+            "variants": int(np.unique(panel.variant_id).size),
+            "train": train_rows.size,
+            "holdout": holdout.size,
+        },
+        "features": list(MODEL_FEATURES),
+        "input": {"name": export.INPUT_NAME, "dtype": "float32", "shape": [None, len(MODEL_FEATURES)]},
+        "product_types": list(panel.vocabulary),
+        "objective": config.objective,
+        "parameters": {**asdict(config), "num_boost_round": rounds},
+        "cross_validation": folds,
+        "metrics": evaluation,
+        "wape_model": candidate_wape,
+        "wape_seasonal_naive": float(evaluation["seasonal_naive"]["overall"]["wape"]),
+        "wape_moving_average_28": float(evaluation["moving_average_28"]["overall"]["wape"]),
+        "champion": {
+            **(champion_entry or {"version": None}),
+            "tolerance": tolerance,
+            "decision": decision,
+            "candidate_wape": candidate_wape,
+        },
+        "parity": {
+            "max_abs_diff": parity.max_abs_diff,
+            "tolerance": parity.tolerance,
+            "rows": parity.rows,
+            "ok": parity.ok,
+        },
+        "reference_distributions": reference,
+        "onnx_sha256": hashlib.sha256(onnx_model).hexdigest(),
+        "git_commit": git_commit(),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_seconds": round(timings["total_s"], 3),
+        "timings": {name: round(value, 3) for name, value in timings.items()},
+        "environment": _environment(),
+    }
+    return TrainingResult(booster, onnx_model, parity, decision, card, timings)
+
+
+def _environment() -> dict[str, str]:
+    import lightgbm
+    import onnxruntime
+
+    return {
+        "python": platform.python_version(),
+        "lightgbm": lightgbm.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def next_version(existing: Sequence[ModelVersion], features: Sequence[str]) -> str:
+    """Semantic version of the next model: a new feature list or order is a new major (the
+    serving side must build other inputs); a retrain on the same inputs a new minor."""
+    if not existing:
+        return "1.0.0"
+
+    def key(version: ModelVersion) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.version.split("."))
+
+    latest = max(existing, key=key)
+    major, minor, _ = key(latest)
+    if list(latest.card.get("features", [])) != list(features):
+        return f"{major + 1}.0.0"
+    return f"{major}.{minor + 1}.0"

@@ -1,0 +1,211 @@
+"""Trainer pieces: metrics, direct multi-horizon rows, baselines, champion decision, ONNX
+parity, versions and the model card. Small frames built by hand or from the simulator."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.errors import PermanentError
+from shared.features import COLUMNS, HISTORY, PLANNED
+from shared.ports import ModelVersion
+from shared.training import dataset, export, metrics
+from shared.training.dataset import MODEL_FEATURES
+from shared.training.trainer import Champion, TrainerConfig, decide, next_version, train
+
+
+def panel_frame(n_variants: int = 3, days: int = 150, seed: int = 0) -> pd.DataFrame:
+    """A feature table in the contract's shape with demand driven by weekday and promotions."""
+    rng = np.random.default_rng(seed)
+    start = date(2024, 1, 1)
+    rows = []
+    for v in range(n_variants):
+        base = 2.0 + 3 * v
+        units: list[float] = []
+        for t in range(days):
+            day = start + timedelta(days=t)
+            promo = 1.0 if t % 30 < 3 else 0.0
+            mean = base * (1.5 if day.isoweekday() >= 6 else 1.0) * (2.0 if promo else 1.0)
+            units.append(float(rng.poisson(mean)))
+        for t in range(days):
+            day = start + timedelta(days=t)
+            past = units[max(0, t - 28) : t]
+            week = units[max(0, t - 7) : t]
+            rows.append(
+                {
+                    "shop_domain": "demo.myshopify.com",
+                    "variant_id": 1000 + v,
+                    "product_id": 100 + v,
+                    "date": pd.Timestamp(day),
+                    "units": units[t],
+                    **{f"lag_{k}": units[t - k] if t >= k else np.nan for k in (1, 7, 14, 28)},
+                    "rmean_7": np.mean(week) if week else np.nan,
+                    "rstd_7": np.std(week) if week else np.nan,
+                    "rmean_28": np.mean(past) if past else np.nan,
+                    "rstd_28": np.std(past) if past else np.nan,
+                    "price": 20.0 + v,
+                    "discount": 0.0,
+                    "inventory_on_hand": 50.0,
+                    "product_type": ["Hoodie", "Mug", "Tee"][v % 3],
+                    "product_age_days": float(t + 10),
+                    "dow": day.isoweekday(),
+                    "month": day.month,
+                    "promo_active": 1.0 if t % 30 < 3 else 0.0,
+                    "promo_discount": 0.2 if t % 30 < 3 else 0.0,
+                    "days_to_promo": 0.0 if t % 30 < 3 else float(30 - t % 30),
+                    "days_since_promo": 0.0 if t % 30 < 3 else float(t % 30 - 2),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def test_metrics_known_values() -> None:
+    actual = np.array([2.0, 0.0, 4.0])
+    forecast = np.array([1.0, 1.0, 4.0])
+    scored = metrics.score(actual, forecast)
+    assert scored["wape"] == pytest.approx(2 / 6)
+    assert scored["mae"] == pytest.approx(2 / 3)
+    assert scored["rmse"] == pytest.approx(np.sqrt(2 / 3))
+    assert scored["bias"] == pytest.approx(0.0)
+    assert metrics.bias(np.array([2.0]), np.array([3.0])) == pytest.approx(0.5)
+    assert np.isnan(metrics.wape(np.zeros(3), np.ones(3)))  # nothing sold: undefined, not zero
+
+
+def test_scores_are_split_by_horizon() -> None:
+    scored = metrics.score_by_horizon(
+        np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 0.0]), np.array([1, 1, 2])
+    )
+    assert scored["by_horizon"]["1"]["wape"] == 0.0
+    assert scored["by_horizon"]["2"]["wape"] == pytest.approx(1.0)
+
+
+def test_direct_rows_take_history_from_the_origin_and_calendar_from_the_target() -> None:
+    frame = panel_frame(n_variants=2, days=80)
+    panel = dataset.to_panel(frame)
+    cutoff = panel.last_day - 28
+    rows = dataset.holdout_rows(panel, cutoff)
+    assert rows.size == 2 * 28
+    assert set(rows.horizon.tolist()) == set(range(1, 29))
+    lag1 = MODEL_FEATURES.index("lag_1")
+    dow = MODEL_FEATURES.index("dow")
+    for i in range(rows.size):
+        target = rows.target_row[i]
+        h = rows.horizon[i]
+        origin = target - (h - 1)
+        # lag_1 of the origin row is the last day known at the forecast origin (the cutoff).
+        assert panel.day[origin] == cutoff + 1
+        assert rows.features[i, lag1] == panel.units[origin - 1]
+        assert rows.features[i, dow] == panel.planned[target, PLANNED.index("dow")]
+        assert rows.label[i] == panel.units[target]
+        # Seasonal naive reads a day on or before the origin, the same weekday.
+        source_day = panel.day[target] - 7 * int(np.ceil(h / 7))
+        assert source_day <= cutoff and (panel.day[target] - source_day) % 7 == 0
+
+
+def test_training_rows_never_reach_past_the_cutoff() -> None:
+    panel = dataset.to_panel(panel_frame(days=120))
+    cutoff = panel.last_day - 40
+    rows = dataset.training_rows(panel, cutoff, np.random.default_rng(0), horizons_per_row=3)
+    assert rows.size > 0
+    assert panel.day[rows.target_row].max() <= cutoff
+    origins = rows.target_row - (rows.horizon - 1)
+    assert (panel.variant_id[origins] == panel.variant_id[rows.target_row]).all()
+
+
+def test_gaps_in_the_feature_table_are_refused() -> None:
+    frame = panel_frame(n_variants=1, days=40).drop(index=[10])
+    with pytest.raises(PermanentError, match="without gaps"):
+        dataset.to_panel(frame)
+
+
+def test_too_little_history_is_a_clear_error() -> None:
+    with pytest.raises(PermanentError, match="not enough history"):
+        train(panel_frame(days=60))
+
+
+def test_champion_decision_respects_the_tolerance() -> None:
+    assert decide(0.50, None, 0.02) == "promote"
+    assert decide(0.51, 0.50, 0.02) == "promote"
+    assert decide(0.5099, 0.50, 0.02) == "promote"
+    assert decide(0.5101, 0.50, 0.02) == "reject"
+    assert decide(0.50, 0.50, 0.0) == "promote"
+
+
+def test_next_version_minor_for_retrains_major_for_new_inputs() -> None:
+    features = list(MODEL_FEATURES)
+
+    def version(v: str, names: list[str]) -> ModelVersion:
+        return ModelVersion("demand", v, (), "file:///x", {"features": names})
+
+    assert next_version([], features) == "1.0.0"
+    assert next_version([version("1.0.0", features), version("1.10.0", features)], features) == "1.11.0"
+    assert next_version([version("1.2.0", features[:-1])], features) == "2.0.0"
+
+
+def test_reference_distributions_describe_each_feature() -> None:
+    values = np.column_stack([np.arange(100.0), np.r_[np.full(50, np.nan), np.ones(50)]])
+    reference = dataset.reference_distributions(values, ["a", "b"])
+    a = reference["a"]
+    assert isinstance(a, dict)
+    assert a["quantiles"]["0.5"] == pytest.approx(49.5)
+    assert sum(a["histogram"]["proportions"]) == pytest.approx(1.0)
+    assert reference["b"]["missing_fraction"] == pytest.approx(0.5)  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[pd.DataFrame, object]:
+    frame = panel_frame(n_variants=6, days=200)
+    return frame, train(frame, TrainerConfig(cv_folds=2, max_rounds=120, threads=2))
+
+
+def test_model_beats_the_baselines_and_the_card_says_so(trained: tuple[pd.DataFrame, object]) -> None:
+    _, result = trained
+    card = result.card  # type: ignore[attr-defined]
+    assert card["features"] == list(MODEL_FEATURES)
+    assert card["wape_model"] < card["wape_seasonal_naive"]
+    assert set(card["metrics"]) == {"model", "seasonal_naive", "moving_average_28"}
+    assert set(card["metrics"]["model"]["by_horizon"]) == {str(h) for h in range(1, 29)}
+    assert len(card["cross_validation"]) == 2
+    folds = card["cross_validation"]
+    assert folds[0]["cutoff"] < folds[1]["cutoff"] < card["trained_through"]  # expanding window
+    assert folds[0]["train_rows"] < folds[1]["train_rows"]
+    assert card["data_window"] == {"start": "2024-01-01", "end": str(date(2024, 1, 1) + timedelta(days=199))}
+    assert card["rows"]["holdout"] == 6 * 28
+    assert card["product_types"] == ["Hoodie", "Mug", "Tee"]
+    assert set(card["reference_distributions"]) == set(MODEL_FEATURES)
+    assert card["champion"]["decision"] == "promote" and card["champion"]["version"] is None
+    assert card["parity"]["ok"] and card["parity"]["max_abs_diff"] <= 1e-4
+    assert len(card["git_commit"]) >= 7
+    assert card["training_seconds"] > 0
+
+
+def test_onnx_model_reproduces_lightgbm(trained: tuple[pd.DataFrame, object]) -> None:
+    frame, result = trained
+    panel = dataset.to_panel(frame)
+    rows = dataset.training_rows(panel, panel.last_day, np.random.default_rng(1))
+    native = result.booster.predict(rows.features)  # type: ignore[attr-defined]
+    parity = export.check_parity(result.onnx_model, native, rows.features)  # type: ignore[attr-defined]
+    assert parity.ok, parity
+    # The check is not vacuous: a perturbed forecast fails it.
+    assert not export.check_parity(result.onnx_model, native + 1e-3, rows.features).ok
+
+
+def test_a_worse_champion_is_beaten_and_a_better_one_wins(trained: tuple[pd.DataFrame, object]) -> None:
+    frame, result = trained
+    card = result.card  # type: ignore[attr-defined]
+    itself = Champion("1.0.0", card, result.onnx_model)  # type: ignore[attr-defined]
+    again = train(frame, TrainerConfig(cv_folds=2, max_rounds=120, threads=2), itself)
+    assert again.card["champion"]["comparable"] is True
+    assert again.card["champion"]["wape"] == pytest.approx(card["wape_model"], rel=1e-6)
+    assert again.decision == "promote"  # equal is not worse
+    # A weak candidate (a single tree) loses to the same champion.
+    weak = train(frame, TrainerConfig(cv_folds=1, max_rounds=1, threads=2), itself, tolerance=0.0)
+    assert weak.card["champion"]["wape"] < weak.card["wape_model"]
+    assert weak.decision == "reject" and weak.card["champion"]["decision"] == "reject"
+
+
+def test_history_features_are_the_contract() -> None:
+    assert set(HISTORY) <= set(MODEL_FEATURES) and MODEL_FEATURES[0] == "horizon"
