@@ -5,7 +5,7 @@
 # it, so the emulator setup and the cloud cannot drift apart. Nothing below names a topic or a
 # function's settings by hand; it derives them from the file.
 #
-# Seams for the modules still to come (bigquery, scheduler, vertex, monitoring): they take
+# Seams for the modules still to come (monitoring): they take
 # module.iam.function_emails (dataset- and job-level grants per function), module.pubsub.topic_ids
 # (scheduler targets, alert sources) and local.labels.
 
@@ -82,6 +82,24 @@ locals {
   # write or look up those hashes read it, nobody else. Without it the hash columns stay NULL.
   pii_key_secret_id = "shopml-pii-hash-key"
   pii_key_readers   = ["validate_load", "compliance"]
+
+  # Training (Vertex AI) and the model registry. The trainer image is built and pushed by
+  # Cloud Build (step trainer-image) before apply, tagged with the commit; TF_VAR_trainer_image.
+  vertex_region = var.vertex_region == "" ? var.region : var.vertex_region
+  trainer_image = var.trainer_image != "" ? var.trainer_image : "${module.vertex.repository_url}/trainer:latest"
+  # Functions that submit training jobs: they may act as the trainer account.
+  training_launchers = [for name in ["trigger_training"] : name if contains(keys(local.functions), name)]
+  # Settings the training and registry code reads (shared/settings.py), for every function:
+  # trigger_training submits CustomJobs with them; deploy_model and predict read the registry.
+  model_environment = {
+    SHOPML_MODEL_NAME              = var.model_name
+    SHOPML_REGISTRY                = "vertex://${var.project_id}/${local.vertex_region}"
+    SHOPML_TRAINING_BACKEND        = "vertex"
+    SHOPML_VERTEX_REGION           = local.vertex_region
+    SHOPML_VERTEX_STAGING_BUCKET   = module.vertex.bucket_url
+    SHOPML_TRAINER_IMAGE           = local.trainer_image
+    SHOPML_TRAINER_SERVICE_ACCOUNT = module.vertex.trainer_email
+  }
 
   # Secrets each function receives as environment variables: function => { VAR => secret }.
   function_secret_env = {
@@ -193,8 +211,12 @@ module "functions" {
   source_bucket_name            = "${var.project_id}-shopml-fn-source"
   warehouse_dataset             = var.bigquery_dataset
   labels                        = local.labels
-  # Read by nothing: changing it creates new revisions, whose instances read the latest secrets.
-  extra_environment_variables = var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout }
+  # SHOPML_SECRET_ROLLOUT is read by nothing: changing it creates new revisions, whose instances
+  # read the latest secrets.
+  extra_environment_variables = merge(
+    local.model_environment,
+    var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout },
+  )
 
   secret_environment_variables = {
     for name, vars in local.function_secret_env : name => {
@@ -225,7 +247,45 @@ module "bigquery" {
     }
   }
   writers = { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "write" }
-  readers = { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "read" }
+  # The trainer (a Vertex AI CustomJob, not a function) reads the training data.
+  readers = merge(
+    { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "read" },
+    { shopml_trainer = module.vertex.trainer_member },
+  )
+
+  depends_on = [google_project_service.this]
+}
+
+module "vertex" {
+  source = "./infra/modules/vertex"
+
+  project_id            = var.project_id
+  region                = local.vertex_region
+  bucket_name           = "${var.project_id}-shopml-vertex"
+  model_events_topic_id = module.pubsub.topic_ids["model-events"]
+  launchers             = { for name in local.training_launchers : name => module.iam.function_emails[name] }
+  labels                = local.labels
+
+  depends_on = [google_project_service.this]
+}
+
+# Nightly training: Cloud Scheduler publishes {"model": ...} to training-requests; the night is
+# the UTC date of the publish (shared/training_requests.py), so a redelivery is the same run.
+module "scheduler" {
+  source = "./infra/modules/scheduler"
+
+  project_id = var.project_id
+  region     = var.region
+  jobs = {
+    shopml-nightly-training = {
+      description = "shopml: ask trigger_training to train ${var.model_name} on the data up to yesterday."
+      schedule    = var.training_schedule
+      time_zone   = var.training_time_zone
+      topic_id    = module.pubsub.topic_ids["training-requests"]
+      message     = { model = var.model_name }
+      paused      = var.training_paused
+    }
+  }
 
   depends_on = [google_project_service.this]
 }

@@ -57,3 +57,28 @@ output "bigquery_dataset" {
   description = "The warehouse dataset (SHOPML_WAREHOUSE=bigquery://<project>/<this>)."
   value       = module.bigquery.dataset_id
 }
+
+output "trainer_service_account" {
+  description = "Service account the Vertex AI training jobs run as."
+  value       = module.vertex.trainer_email
+}
+
+output "vertex_bucket" {
+  description = "Bucket of Vertex job outputs and registered model files (gs://...)."
+  value       = module.vertex.bucket_url
+}
+
+output "trainer_repository" {
+  description = "Docker repository the trainer image is pushed to (Cloud Build step trainer-image)."
+  value       = module.vertex.repository_url
+}
+
+output "trainer_image" {
+  description = "Trainer image the CustomJobs run (SHOPML_TRAINER_IMAGE)."
+  value       = local.trainer_image
+}
+
+output "scheduler_jobs" {
+  description = "ID of every Cloud Scheduler job, keyed by job name."
+  value       = module.scheduler.job_ids
+}

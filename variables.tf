@@ -89,11 +89,13 @@ variable "activate_apis" {
   type        = set(string)
   description = "Google APIs shopml needs; enabled by Terraform (never disabled on destroy)."
   default = [
+    "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
@@ -149,4 +151,65 @@ variable "bigquery_deletion_protection" {
   type        = bool
   description = "Refuse to destroy warehouse tables holding data. Keep true outside throw-away environments."
   default     = true
+}
+
+variable "model_name" {
+  type        = string
+  description = "Name of the demand model (SHOPML_MODEL_NAME): the Vertex model's label and the nightly request's model."
+  default     = "demand"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_-]{0,39}$", var.model_name))
+    error_message = "model_name must be 1-40 lowercase letters, digits, _ or -, starting with a letter (it becomes a label value)."
+  }
+}
+
+variable "vertex_region" {
+  type        = string
+  description = "Region of Vertex AI jobs and models, the trainer image and the Vertex bucket; empty: the same as region."
+  default     = ""
+
+  validation {
+    condition     = var.vertex_region == "" || can(regex("^[a-z]+-[a-z]+[0-9]$", var.vertex_region))
+    error_message = "vertex_region must be empty or a Google Cloud region such as europe-west1."
+  }
+}
+
+variable "trainer_image" {
+  type        = string
+  description = "Full reference of the trainer image (Cloud Build passes <repository>/trainer:<commit>); empty: the repository's trainer:latest."
+  default     = ""
+
+  validation {
+    condition     = var.trainer_image == "" || can(regex("^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.trainer_image))
+    error_message = "trainer_image must be an image reference with a tag or digest, e.g. europe-west1-docker.pkg.dev/p/shopml-trainer/trainer:abc123."
+  }
+}
+
+variable "training_schedule" {
+  type        = string
+  description = "unix-cron schedule of the nightly training request (Cloud Scheduler), in training_time_zone."
+  default     = "0 2 * * *"
+
+  validation {
+    condition     = can(regex("^\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+$", trimspace(var.training_schedule)))
+    error_message = "training_schedule must be a unix-cron expression with five fields, e.g. \"0 2 * * *\"."
+  }
+}
+
+variable "training_time_zone" {
+  type        = string
+  description = "IANA time zone of training_schedule. The night trained is the UTC date of the publish: keep the schedule after midnight UTC."
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|Etc/[A-Za-z0-9+-]+|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$", var.training_time_zone))
+    error_message = "training_time_zone must be an IANA time zone such as UTC or Europe/Berlin."
+  }
+}
+
+variable "training_paused" {
+  type        = bool
+  description = "Pause the nightly training schedule (the job stays; manual requests still train)."
+  default     = false
 }

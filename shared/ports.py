@@ -55,6 +55,22 @@ class Warehouse(Protocol):
         ...
 
 
+class FrameWarehouse(Warehouse, Protocol):
+    """Optional bulk paths a ``Warehouse`` may offer (DuckDB: both; BigQuery: ``query_frame``).
+
+    Callers test for them (``getattr(warehouse, "query_frame", None)``) and fall back to
+    ``query`` / ``insert_rows``, so every ``Warehouse`` keeps working.
+    """
+
+    def query_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``query``, returning a pandas DataFrame (large results: features, training sets)."""
+        ...
+
+    def insert_frame(self, table: str, frame: Any) -> int:
+        """Append a pandas DataFrame / pyarrow Table with the table's column names; row count."""
+        ...
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model: its ONNX file and model card live at ``uri``."""
@@ -121,3 +137,32 @@ class TrainingBackend(Protocol):
     """Runs the trainer (``python -m shared.training``): Vertex AI CustomJob or a local process."""
 
     def submit(self, request: TrainingRequest) -> TrainingSubmission: ...
+
+
+class ObjectStore(Protocol):
+    """Named blobs under one root: a local folder, or a GCS bucket and prefix.
+
+    Keys are ``/``-separated relative paths (``demand/1.3.0/model.onnx``). ``put`` replaces a
+    whole object at once: readers see the old or the new bytes, never a mix (a local rename,
+    a GCS upload). Neither adapter offers compare-and-swap (the storage emulator ignores
+    preconditions), so callers must not build mutual exclusion on it.
+
+    Errors: ``TransientError`` when retrying may help (unavailable, throttled),
+    ``PermanentError`` when it cannot (no such bucket, no permission).
+    """
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (a folder-like prefix ending in ``/`` or empty), sorted."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """Where ``key`` lives, for humans and other tools: ``file:///...`` or ``gs://bucket/...``."""
+        ...
