@@ -137,5 +137,23 @@ def load(
     plan = store_plan(plan, write, now())
     log_outcome(plan, logger)
     if on_loaded is not None and not plan.rejected:
-        on_loaded(plan)  # seam for real-time feature pushes (a later step)
+        run_after_load(on_loaded, plan, logger)
     return outcome_of(plan)
+
+
+def run_after_load(hook: Callable[[LoadPlan], None], plan: LoadPlan, logger: StructuredLogger) -> None:
+    """Run a post-load hook (real-time feature pushes) without letting it fail the load.
+
+    The event is already written: raising now would make Pub/Sub redeliver an event that
+    loaded fine. What the hook feeds must be repairable from the warehouse (the feature
+    store is: the nightly materialization rewrites it), so a failure is a warning.
+    """
+    try:
+        hook(plan)
+    except Exception as exc:
+        logger.warning(
+            "post-load hook failed; the event stays loaded",
+            labels={"shop": plan.raw_row["shop_domain"], "topic": plan.raw_row["shopify_topic"]},
+            webhook_id=plan.raw_row["webhook_id"],
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )

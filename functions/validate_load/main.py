@@ -4,9 +4,15 @@ Triggered by the push subscription on ``shopify-events`` (functions-framework tu
 into a CloudEvent). Returning acknowledges the message; raising makes functions-framework
 answer 500, so Pub/Sub redelivers with backoff and finally dead-letters: that is what a
 transient warehouse error does. Everything permanent is quarantined, never dropped.
+
+With ``SHOPML_FEATURE_SERVER_URL`` set, a loaded price or stock change is also pushed to the
+feature server (``shared.features.push``, plain HTTP: no Feast import on this path). A failed
+push is a warning, never a redelivery: the nightly materialization repairs the online store.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import functions_framework
 from cloudevents.http.event import CloudEvent
@@ -15,6 +21,23 @@ from shared import bootstrap
 from shared.errors import TransientError
 from shared.loading import load
 from shared.logs import get_logger
+from shared.settings import Settings
+from shared.validation import LoadPlan
+
+
+def _on_loaded(settings: Settings) -> Callable[[LoadPlan], None] | None:
+    """The post-load feature push when a feature server is configured (its HTTP client is
+    built on first use and kept: one keep-alive connection pool per instance)."""
+    if not settings.feature_server_url:
+        return None
+    from shared.features.online import online_features
+    from shared.features.push import StatePushHook, warehouse_inventory_lookup
+
+    return StatePushHook(
+        online_features(settings.feature_server_url, settings.feature_timeout_ms),
+        warehouse_inventory_lookup(bootstrap.warehouse()),
+        get_logger("validate_load.features", settings.log_level),
+    )
 
 
 @functions_framework.cloud_event
@@ -29,6 +52,7 @@ def validate_load(event: CloudEvent) -> None:
             logger,
             store_pii=settings.store_pii,
             pii_hash_key=settings.pii_hash_key,
+            on_loaded=_on_loaded(settings),
         )
     except TransientError:
         logger.exception("transient failure; Pub/Sub will redeliver")

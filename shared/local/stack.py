@@ -5,6 +5,12 @@
 (where everything listens, and the PIDs). ``down()`` stops every process it started, including
 descendants that left their group, and checks that none is left. Later steps add their
 emulators and services here.
+
+``LocalStack(home, feature_server=True)`` also runs Feast's feature server (``feast serve`` on
+the generated repo under ``<home>/features/repo``) and hands the functions
+``SHOPML_FEATURE_SERVER_URL``. Opt-in: it costs ~5 s of start-up (overlapped with the rest)
+and ~390 MB. The registry may still be empty: the server then answers 404 for every view,
+and picks up a later ``python -m shared.features apply`` within seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from typing import Any
 
 from shared.local.processes import (
     STACK_ID_VAR,
+    ManagedProcess,
     StackError,
+    feature_server_argv,
     free_port,
     functions_framework_argv,
     http_answers,
@@ -50,6 +58,7 @@ class StackInfo:
     pids: dict[str, int] = field(default_factory=dict)  # part -> PID (= process group id)
     env: dict[str, str] = field(default_factory=dict)  # settings every function runs with
     startup_seconds: dict[str, float] = field(default_factory=dict)
+    feature_server: str = ""  # base URL of the Feast feature server, when started
     ready: bool = False  # every part answers and the topology exists
 
     def url(self, function: str) -> str:
@@ -88,6 +97,7 @@ class LocalStack:
         topology: Topology | None = None,
         retry_backoff_seconds: tuple[int, int] | None = None,
         load_mode: str = "push",
+        feature_server: bool = False,
     ) -> None:
         self.home = (home or REPO_ROOT / ".shopml").resolve()
         self.project = project
@@ -104,10 +114,12 @@ class LocalStack:
         if load_mode not in ("push", "pull"):
             raise StackError(f"load_mode {load_mode!r}: choose push (validate_load) or pull (batch loader)")
         self.load_mode = load_mode
+        self.feature_server = feature_server
         if load_mode == "pull" and "validate_load" in self.function_names:
             # The batching path replaces the push-triggered function on the same subscription.
             self.function_names.remove("validate_load")
         self.info: StackInfo | None = None
+        self._feature_started = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self, timeout_s: float = 60.0) -> StackInfo:
@@ -121,6 +133,7 @@ class LocalStack:
         run_dir.mkdir(parents=True, exist_ok=True)
         stack_id = uuid.uuid4().hex
         pubsub_port = free_port()
+        feature_port = free_port() if self.feature_server else None
         base_env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
         settings_env = {
             "GOOGLE_CLOUD_PROJECT": self.project,
@@ -130,6 +143,8 @@ class LocalStack:
             "SHOPML_TOPIC_PREFIX": self.topic_prefix,
             **self.extra_env,
         }
+        if feature_port is not None:
+            settings_env["SHOPML_FEATURE_SERVER_URL"] = f"http://127.0.0.1:{feature_port}"
         info = StackInfo(
             stack_id=stack_id,
             project=self.project,
@@ -140,6 +155,10 @@ class LocalStack:
         self.info = info
         child_env = {**base_env, **settings_env, STACK_ID_VAR: stack_id}
         try:
+            feature_server = None
+            if feature_port is not None:  # started first, waited for last: its ~5 s overlap the rest
+                feature_server = self._launch_feature_server(info, child_env, feature_port)
+                self._write_state()
             self._start_pubsub(info, child_env, pubsub_port, timeout_s)
             self._write_state()
             for name in self.function_names:
@@ -149,6 +168,8 @@ class LocalStack:
             if self.load_mode == "pull":
                 self._start_pull_loader(info, child_env)
                 self._write_state()
+            if feature_server is not None:
+                self._await_feature_server(info, feature_server, feature_port or 0, timeout_s)
             info.ready = True
             self._write_state()
         except BaseException:  # Ctrl-C included: never leave half a stack running
@@ -186,6 +207,25 @@ class LocalStack:
         info.pids["pubsub-emulator"] = proc.pid
         wait_until(proc, http_answers(f"http://127.0.0.1:{port}/", b"Ok"), timeout_s, "Pub/Sub emulator")
         info.startup_seconds["pubsub-emulator"] = round(time.monotonic() - started, 3)
+
+    def _launch_feature_server(self, info: StackInfo, env: dict[str, str], port: int) -> ManagedProcess:
+        from shared.features.store import REGISTRY_REFRESH_SECONDS, write_repo  # no Feast import
+
+        repo = write_repo(self.home)
+        argv = feature_server_argv(repo.repo_dir, port, REGISTRY_REFRESH_SECONDS)
+        self._feature_started = time.monotonic()
+        proc = start_process("feature-server", argv, env, self.home / "run" / "logs", REPO_ROOT)
+        info.pids["feature-server"] = proc.pid
+        return proc
+
+    def _await_feature_server(
+        self, info: StackInfo, proc: ManagedProcess, port: int, timeout_s: float
+    ) -> None:
+        url = f"http://127.0.0.1:{port}"
+        # /health answers 200 once the app has loaded the registry (an empty one is fine).
+        wait_until(proc, http_answers(url + "/health", b""), timeout_s, "Feast feature server")
+        info.feature_server = url
+        info.startup_seconds["feature-server"] = round(time.monotonic() - self._feature_started, 3)
 
     def _start_function(self, info: StackInfo, env: dict[str, str], name: str, timeout_s: float) -> None:
         spec = self.topology.function(name)

@@ -1,0 +1,1 @@
+"""Feast definitions (imports Feast: batch work only) and the cloud ``feature_store.yaml`` example."""
