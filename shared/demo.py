@@ -10,6 +10,14 @@ show that every accepted event is on Pub/Sub; stop the stack, leaving no process
 Step 2: validate_load turns every event into typed warehouse rows (DuckDB) or a quarantine
 row with reasons; the demo waits until every event is accounted for, then reports row counts,
 latest-state counts, quarantine reasons and schema drift, and reconciles them exactly.
+
+Step 3: back-fills 18 months of the same store's history before the webhook window (as the
+reconcile step's bulk operations will), builds the daily demand features with the feature
+SQL, publishes them to Feast (offline parquet, online SQLite through the feature server) and
+reads a few back; then asks for training the way Cloud Scheduler does, a message on
+``training-requests``: ``trigger_training`` starts the trainer as a local process, which
+registers a candidate (``model.onnx`` + ``card.json`` under ``.shopml/demo/registry``) and
+announces it on ``model-events``. The same request again starts nothing (one run a night).
 """
 
 from __future__ import annotations
@@ -266,6 +274,124 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> d
     }
 
 
+WEBHOOK_START = date(2024, 1, 1)
+
+
+def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
+    """Back-fill the store's history before the webhook window, straight into the warehouse."""
+    from shared.simulator.history import write_history
+    from shared.warehouse import create_warehouse
+
+    settings = info.settings()
+    days, variants = (14, 20) if quick else (56, 60)
+    history_days = settings.training_history_days - days
+    start = WEBHOOK_START - timedelta(days=history_days + 28)  # lags reach 28 days back
+    warehouse = create_warehouse(settings)
+    started = time.monotonic()
+    summary = write_history(warehouse, variants, start, WEBHOOK_START, seed=42)
+    _close(warehouse)
+    say(
+        f"back-filled {history_days + 28} days of history for {variants} variants before the webhook "
+        f"window in {time.monotonic() - started:.1f} s: {summary}"
+    )
+    return {"history": {"start": str(start), "end": str(WEBHOOK_START), **summary}}
+
+
+def _close(warehouse: Any) -> None:
+    close = getattr(warehouse, "close", None)
+    if close is not None:
+        close()
+
+
+def training_window(settings: Any, quick: bool) -> tuple[date, date, date]:
+    """(night, start, end): the night after the last webhook day, and its data window."""
+    days = 14 if quick else 56
+    night = WEBHOOK_START + timedelta(days=days)
+    end = night - timedelta(days=1)
+    return night, end - timedelta(days=settings.training_history_days - 1), end
+
+
+def stage_features(info: StackInfo, quick: bool) -> dict[str, Any]:
+    """Build the feature table with the feature SQL; publish it to Feast; read some back."""
+    from shared.features.store import publish_features
+    from shared.warehouse import create_warehouse
+
+    settings = info.settings()
+    _, start, end = training_window(settings, quick)
+    warehouse = create_warehouse(settings)
+    started = time.monotonic()
+    published = publish_features(warehouse, settings.home, start, end)
+    _close(warehouse)
+    say(
+        f"features {start}..{end} built and published to Feast in {time.monotonic() - started:.1f} s: "
+        f"{published}"
+    )
+    return {"features": {"window": [str(start), str(end)], **published}}
+
+
+def stage_train(info: StackInfo, quick: bool, timeout_s: float = 300) -> dict[str, Any]:
+    """Ask for training like Cloud Scheduler does; wait for the registered candidate."""
+    from shared.adapters.pubsub import admin_clients
+    from shared.bootstrap import build_registry
+
+    settings = info.settings()
+    night, start, end = training_window(settings, quick)
+    taps = Taps(info, topics=("model-events",))
+    publisher, _ = admin_clients(settings)
+    request = json.dumps({"night": str(night)}).encode()
+    say(f"publishing a training request for the night of {night} (data {start}..{end}) on training-requests")
+    publisher.publish(settings.topic_path("training-requests"), request).result(timeout=10)
+    registry = build_registry(settings)
+    started = time.monotonic()
+    versions: list[Any] = []
+    while time.monotonic() - started < timeout_s and not versions:
+        versions = registry.versions(settings.model_name)
+        time.sleep(1)
+    waited = time.monotonic() - started
+    if not versions:
+        log = settings.home / "run" / "training"
+        raise RuntimeError(f"no model registered after {waited:.0f} s; see the trainer log under {log}")
+    say("publishing the same request again: trigger_training must not start a second run tonight")
+    publisher.publish(settings.topic_path("training-requests"), request).result(timeout=10)
+    time.sleep(3)
+    events = [json.loads(m.message.data) for m in taps.drain().get("model-events", [])]
+    taps.close()
+    publisher.stop()
+    runs = sorted(p.name for p in (settings.home / "training").glob("*.json"))
+    card = versions[-1].card
+    entries = [
+        {
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "uri": v.uri,
+            "decision": v.card.get("champion", {}).get("decision"),
+            "wape_model": v.card.get("wape_model"),
+        }
+        for v in versions
+    ]
+    say(
+        f"registered {card['model']} {card['version']} after {waited:.1f} s ({entries[-1]['aliases']}): "
+        f"WAPE {card['wape_model']:.3f} vs seasonal naive {card['wape_seasonal_naive']:.3f} and 28-day "
+        f"average {card['wape_moving_average_28']:.3f} on {card['holdout_window']}; ONNX parity "
+        f"{card['parity']['max_abs_diff']:.1e}; model-events messages: {len(events)}; training runs "
+        f"for the night: {len(runs)}"
+    )
+    return {
+        "model_versions": entries,
+        "wape_model": card["wape_model"],
+        "wape_seasonal_naive": card["wape_seasonal_naive"],
+        "wape_moving_average_28": card["wape_moving_average_28"],
+        "training": {
+            "night": str(night),
+            "window": [str(start), str(end)],
+            "wait_seconds": round(waited, 1),
+            "runs_for_the_night": len(runs),
+            "model_events": events,
+            "card": {k: card[k] for k in ("rows", "holdout_window", "parity", "champion", "timings")},
+        },
+    }
+
+
 def write_report(report: dict[str, Any]) -> Path:
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -290,7 +416,7 @@ def run(quick: bool) -> dict[str, Any]:
     say(
         "starting the local stack (Pub/Sub emulator, functions under functions-framework, push subscriptions)"
     )
-    stack = LocalStack(home)
+    stack = LocalStack(home, feature_server=True)
     try:
         stack.down()  # a stack left over from an interrupted demo
     except Exception as exc:
@@ -304,6 +430,9 @@ def run(quick: bool) -> dict[str, Any]:
         report.update(stage_ingest(info, quick))
         store_ids = set(report.pop("_store_event_ids"))
         report.update(stage_load(info, store_ids))
+        report.update(stage_history(info, quick))
+        report.update(stage_features(info, quick))
+        report.update(stage_train(info, quick))
     finally:
         stack.down()
     left = processes_with_marker(info.stack_id)
@@ -326,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         and report["processes_left_behind"] == 0
         and reconciliation["missing"] == 0
         and reconciliation["quarantined_but_typed"] == 0
+        and bool(report.get("model_versions"))
+        and report["training"]["runs_for_the_night"] == 1
     )
     say("OK: nothing lost" if ok else "PROBLEM: see the report")
     return 0 if ok else 1

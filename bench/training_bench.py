@@ -1,0 +1,193 @@
+"""Step 3 benchmark: feature build, training and ONNX export on 18 months × 2,000 variants.
+
+Each repeat runs in a fresh child process (so its peak RSS is its own): build the feature
+table from the DuckDB warehouse with the feature SQL, cross-validate and fit LightGBM, export
+to ONNX and check parity; WAPE of the model against seasonal naive and a 28-day moving
+average on the last 28 days. The reference next to it: native LightGBM prediction vs ONNX
+Runtime on the same holdout rows. Then the same comparison on the real retail sample (its
+85 days allow one fold and a 14-day holdout), whatever it shows.
+
+Run: ``python -m bench --only training [--quick]`` or ``python -m bench.training_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings
+
+HISTORY_END = date(2024, 6, 30)
+FULL = {"variants": 2000, "days": 548, "repeats": 2}
+QUICK = {"variants": 300, "days": 548, "repeats": 1}
+
+
+def _warehouse(path: Path) -> Any:
+    from shared.warehouse import create_warehouse
+
+    warehouse = create_warehouse(Settings(warehouse_url=f"duckdb:///{path}"))
+    warehouse.ensure_schema()
+    return warehouse
+
+
+def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> dict[str, Any]:
+    """One measured run, in its own process: features → train → export → parity."""
+    import numpy as np
+
+    from shared.features.build import build_features
+    from shared.training import dataset, export
+    from shared.training.trainer import TrainerConfig, train
+
+    warehouse = _warehouse(Path(db))
+    started = time.perf_counter()
+    frame = build_features(warehouse, date.fromisoformat(start), date.fromisoformat(end))
+    features_s = time.perf_counter() - started
+    result = train(frame, TrainerConfig(cv_folds=cv_folds, holdout_days=holdout_days))
+    total_s = time.perf_counter() - started
+    card = result.card
+    # Reference: native LightGBM vs ONNX Runtime on the holdout rows (one thread each).
+    panel = dataset.to_panel(frame)
+    holdout = dataset.holdout_rows(panel, panel.last_day - holdout_days, holdout_days)
+    session = export.onnx_session(result.onnx_model, threads=1)
+    timings: dict[str, list[float]] = {"native": [], "onnx": []}
+    for _ in range(3):
+        t = time.perf_counter()
+        result.booster.predict(holdout.features, num_threads=1)
+        timings["native"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        export.onnx_predict(session, holdout.features)
+        timings["onnx"].append(time.perf_counter() - t)
+    return {
+        "feature_rows": len(frame),
+        "variants": card["rows"]["variants"],
+        "train_rows": card["rows"]["train"],
+        "holdout_rows": card["rows"]["holdout"],
+        "features_s": features_s,
+        "training_s": card["timings"]["training_s"],
+        "export_s": card["timings"]["export_s"],
+        "parity_s": card["timings"]["parity_s"],
+        "total_s": total_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rounds": card["parameters"]["num_boost_round"],
+        "parity_max_abs_diff": card["parity"]["max_abs_diff"],
+        "wape_model": card["wape_model"],
+        "wape_seasonal_naive": card["wape_seasonal_naive"],
+        "wape_moving_average_28": card["wape_moving_average_28"],
+        "wape_by_horizon": {h: m["wape"] for h, m in card["metrics"]["model"]["by_horizon"].items()},
+        "predict_holdout_native_ms": 1000 * statistics.median(timings["native"]),
+        "predict_holdout_onnx_ms": 1000 * statistics.median(timings["onnx"]),
+        "rows_per_s_features": len(frame) / features_s if features_s else float(np.nan),
+    }
+
+
+def _run_child(db: Path, start: date, end: date, cv_folds: int = 2, holdout_days: int = 28) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "bench.training_bench", "--child", str(db), str(start), str(end)]
+    argv += [str(cv_folds), str(holdout_days)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"training child failed ({out.returncode}): {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from shared.simulator.history import write_history
+    from shared.simulator.replay import replay_into_warehouse
+    from shared.simulator.retail import retail_events
+
+    size = QUICK if quick else FULL
+    start = HISTORY_END - timedelta(days=size["days"] - 1)
+    results: dict[str, Any] = {"size": size, "window": [str(start), str(HISTORY_END)]}
+    with tempfile.TemporaryDirectory(prefix="shopml-train-bench-") as tmp:
+        db = Path(tmp) / "history.duckdb"
+        warehouse = _warehouse(db)
+        t = time.perf_counter()
+        # Lags need 28 days before the window: history starts earlier than the features do.
+        summary = write_history(warehouse, size["variants"], start - timedelta(days=28), HISTORY_END, seed=0)
+        results["history_write_s"] = time.perf_counter() - t
+        results["history"] = summary
+        close = getattr(warehouse, "close", None)
+        if close is not None:
+            close()
+        results["runs"] = [_run_child(db, start, HISTORY_END) for _ in range(size["repeats"])]
+
+        retail_db = Path(tmp) / "retail.duckdb"
+        retail = _warehouse(retail_db)
+        replayed = replay_into_warehouse(retail_events(), retail)
+        window = retail.query(
+            "SELECT MIN(DATE(created_at)) AS a, MAX(DATE(created_at)) AS b FROM orders_latest"
+        )[0]
+        close = getattr(retail, "close", None)
+        if close is not None:
+            close()
+        results["retail"] = {
+            "replayed": replayed.__dict__,
+            "window": [str(window["a"]), str(window["b"])],
+            **_run_child(retail_db, window["a"], window["b"], cv_folds=1, holdout_days=14),
+        }
+    return results
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def report(results: dict[str, Any]) -> str:
+    runs = results["runs"]
+    first, last = results["window"]
+    lines = [
+        f"history: {results['size']['variants']} variants, window {first}..{last}, "
+        f"written in {results['history_write_s']:.1f} s",
+        "| repeat | feature rows | features s | training s | export s | total s | peak RSS MiB | "
+        "WAPE model | seasonal naive | MA-28 | parity |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, run in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {run['feature_rows']:,} | {run['features_s']:.1f} | {run['training_s']:.1f} | "
+            f"{run['export_s']:.2f} | {run['total_s']:.1f} | {run['peak_rss_mib']:.0f} | "
+            f"{run['wape_model']:.3f} | {run['wape_seasonal_naive']:.3f} | "
+            f"{run['wape_moving_average_28']:.3f} | "
+            f"{run['parity_max_abs_diff']:.1e} |"
+        )
+    total = _median(runs, "total_s")
+    native, onnx = _median(runs, "predict_holdout_native_ms"), _median(runs, "predict_holdout_onnx_ms")
+    improvement = 1 - _median(runs, "wape_model") / _median(runs, "wape_seasonal_naive")
+    lines.append(
+        f"median total {total:.1f} s (target < 180), peak RSS {max(r['peak_rss_mib'] for r in runs):.0f} MiB "
+        f"(target < 4096), WAPE {improvement:.1%} below seasonal naive (target >= 20%); holdout predict: "
+        f"native {native:.1f} ms vs ONNX {onnx:.1f} ms"
+    )
+    retail = results["retail"]
+    lines.append(
+        f"retail sample ({retail['window'][0]}..{retail['window'][1]}, {retail['variants']} variants, "
+        f"{retail['feature_rows']:,} rows, 1 fold, 14-day holdout): WAPE model {retail['wape_model']:.3f}, "
+        f"seasonal naive {retail['wape_seasonal_naive']:.3f}, MA-28 {retail['wape_moving_average_28']:.3f}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        db, start, end, folds, holdout = sys.argv[2:7]
+        print(json.dumps(child(db, start, end, int(folds), int(holdout))))
+        return
+    parser = argparse.ArgumentParser(prog="python -m bench.training_bench")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    results = run(quick=args.quick)
+    print(json.dumps(results, indent=2, default=str))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
