@@ -361,6 +361,35 @@ class BigQueryWarehouse:
         except Exception as exc:
             raise map_api_error(exc, "query") from exc
 
+    def query_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``query`` for large results, as a pandas DataFrame (through Arrow: no Python rows).
+
+        DATE columns come back as ``datetime64``, TIMESTAMP as UTC ``datetime64``, NUMERIC as
+        ``float64`` (cast in SQL if exact cents matter). Needs pyarrow (in the main venv).
+        """
+        bigquery = _bigquery()
+        self._ready()
+        config = bigquery.QueryJobConfig(
+            query_parameters=[query_parameter(name, value) for name, value in (params or {}).items()],
+            default_dataset=bigquery.DatasetReference(self.project, self.dataset),
+        )
+        try:
+            job = self.client.query(sql, job_config=config, retry=self._retry(), timeout=self.timeout_seconds)
+            table = job.result(timeout=self.timeout_seconds * 4).to_arrow(create_bqstorage_client=False)
+        except Exception as exc:
+            raise map_api_error(exc, "query") from exc
+        import pyarrow as pa
+
+        columns = []
+        for field_ in table.schema:
+            column = table.column(field_.name)
+            if pa.types.is_decimal(field_.type):
+                column = column.cast(pa.float64())
+            elif pa.types.is_date(field_.type):
+                column = column.cast(pa.timestamp("us"))
+            columns.append(column)
+        return pa.table(columns, names=table.column_names).to_pandas()
+
     # -- internals ----------------------------------------------------------------------
 
     def _ready(self) -> None:

@@ -71,6 +71,7 @@ from shared.warehouse import (
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -490,6 +491,90 @@ class DuckDBWarehouse:
             }
             for row in rows
         ]
+
+    # -- bulk paths (optional methods beyond the port: shared.ports.FrameWarehouse) --------
+
+    def query_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """``query`` for large results: a pandas DataFrame straight from DuckDB (no Python rows).
+
+        Types: BIGINT → int64 (float64 if NULLs), DOUBLE → float64, DATE → datetime64, TIMESTAMP
+        → datetime64[..., UTC], NUMERIC → float64 (DuckDB's conversion; cast in SQL if cents matter).
+        DuckDB builds the frame column by column: the 1.1 M-row feature query returns in ~7 s
+        in all here (2 cores), with no Python object per value.
+        """
+        duckdb = _duckdb()
+        translated, names = _translate(sql)
+        missing = names - set(params or {})
+        if missing:
+            raise PermanentError(f"query parameter(s) {sorted(missing)} have no value")
+        bound = {name: _param_value(params[name]) for name in names} if params else None
+        self._ready()
+        with self.connection() as cursor:
+            try:
+                frame: pd.DataFrame = cursor.execute(translated, bound).df()
+            except duckdb.Error as exc:
+                raise self._map_query_error(exc, sql, translated) from exc
+        return frame
+
+    def insert_frame(self, table: str, frame: Any) -> int:
+        """Append a pandas DataFrame (or pyarrow Table) to ``table`` in one transaction; returns
+        the number of rows.
+
+        The bulk path for backfills and benchmarks: DuckDB reads the frame's columns directly,
+        without ``conform_rows`` per row. Column names must be the table's (any subset; the rest
+        are NULL, REPEATED ones ``[]``); every value is cast to the column's type by DuckDB
+        (floats to NUMERIC round to 9 places, so give money already rounded to cents; naive
+        timestamps are read as UTC). A missing REQUIRED value or a value that does not cast
+        raises ``RowDoesNotFit`` and nothing is written.
+        """
+        duckdb = _duckdb()
+        spec = self.schema.table(table)
+        columns = [str(c) for c in (frame.column_names if hasattr(frame, "column_names") else frame.columns)]
+        unknown = [c for c in columns if c not in spec.by_name]
+        if unknown:
+            raise RowDoesNotFit(table, None, unknown[0], "no such column in the schema")
+        given = set(columns)
+        for column in spec.columns:
+            if column.required and not column.repeated and column.name not in given:
+                raise RowDoesNotFit(table, None, column.name, "REQUIRED column is missing from the frame")
+        targets: list[str] = []
+        values: list[str] = []
+        for column in spec.columns:
+            if column.name in given:
+                values.append(f"CAST({quote_identifier(column.name)} AS {column.duckdb_type()})")
+            elif column.repeated:
+                values.append(f"CAST([] AS {column.duckdb_type()})")
+            else:
+                continue
+            targets.append(quote_identifier(column.name))
+        n_rows = int(frame.num_rows if hasattr(frame, "num_rows") else len(frame))
+        if n_rows == 0:
+            return 0
+        view = f"_shopml_frame_{threading.get_ident()}"
+        self._ready()
+        with self.connection() as cursor:
+            cursor.register(view, frame)
+            try:
+                cursor.begin()
+                cursor.execute(
+                    f"INSERT INTO {quote_identifier(table)} ({', '.join(targets)}) "  # noqa: S608 - names from the table file
+                    f"SELECT {', '.join(values)} FROM {quote_identifier(view)}"
+                )
+                cursor.commit()
+            except duckdb.Error as exc:
+                self._rollback(cursor)
+                if isinstance(exc, (duckdb.ConstraintException, duckdb.ConversionException)):
+                    match = re.search(r"NOT NULL constraint failed: [^.\s]+\.(\w+)", str(exc))
+                    raise RowDoesNotFit(
+                        table,
+                        None,
+                        match.group(1) if match else None,
+                        f"DuckDB refused the frame: {str(exc).splitlines()[0]}",
+                    ) from exc
+                raise self._map_query_error(exc, f"INSERT INTO {table} (frame)", "") from exc
+            finally:
+                cursor.unregister(view)
+        return n_rows
 
     # -- for tests, benchmarks and tools ------------------------------------------------
 
