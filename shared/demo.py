@@ -288,7 +288,9 @@ def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     start = WEBHOOK_START - timedelta(days=history_days + 28)  # lags reach 28 days back
     warehouse = create_warehouse(settings)
     started = time.monotonic()
-    summary = write_history(warehouse, variants, start, WEBHOOK_START, seed=42)
+    # The webhook window's catalogue: the same product, variant and inventory item ids.
+    window = (WEBHOOK_START, WEBHOOK_START + timedelta(days=days))
+    summary = write_history(warehouse, variants, start, WEBHOOK_START, seed=42, catalogue_window=window)
     _close(warehouse)
     say(
         f"back-filled {history_days + 28} days of history for {variants} variants before the webhook "

@@ -361,6 +361,21 @@ def test_an_empty_warehouse_gives_an_empty_frame_with_the_columns() -> None:
     assert tuple(frame.columns) == COLUMNS and len(frame) == 0
 
 
+def test_a_variant_known_only_from_orders_still_gets_its_rows() -> None:
+    """Orders can arrive before (or without) the catalogue: e.g. a replay of order history."""
+    t = Tables()
+    t.order(7001, ts("2024-03-02", "10:00:00"), [(71, 990001, 3)])
+    t.order(7002, ts("2024-03-04", "10:00:00"), [(72, 990001, 1)])
+    frame = build_features(t.warehouse, START, END)
+    rows = rows_of(frame, 990001)
+    assert rows.index[0] == "2024-03-02" and rows.index[-1] == END.isoformat()  # from its first sale
+    assert rows.loc["2024-03-02", "units"] == 3 and rows.loc["2024-03-03", "units"] == 0
+    assert rows.loc["2024-03-05", "lag_1"] == 1
+    assert pd.isna(rows.loc["2024-03-05", "lag_7"])  # 02-27: before the variant's first sale
+    assert (rows["product_id"] == 0).all()  # the line items named no product
+    assert rows["price"].isna().all() and rows["product_type"].isna().all()  # no catalogue yet
+
+
 def test_the_slow_path_without_query_frame_gives_the_same_frame(hand_made: pd.DataFrame) -> None:
     class RowsOnly:
         def __init__(self, inner: DuckDBWarehouse) -> None:

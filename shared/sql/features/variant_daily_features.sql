@@ -43,7 +43,7 @@
 -- while one runs; NULL: none yet). dow is ISO (1 = Monday), month 1..12.
 WITH
 order_line AS (
-  SELECT li.shop_domain, li.variant_id, li.quantity, o.created_at, o.cancelled_at
+  SELECT li.shop_domain, li.variant_id, li.product_id, li.quantity, o.created_at, o.cancelled_at
   FROM order_line_items_latest AS li
   INNER JOIN orders_latest AS o
     ON li.shop_domain = o.shop_domain AND li.order_id = o.id
@@ -78,7 +78,7 @@ daily_units AS (
   GROUP BY shop_domain, variant_id, cal_day
 ),
 first_sale AS (
-  SELECT shop_domain, variant_id, MIN(DATE(created_at)) AS first_sale_day
+  SELECT shop_domain, variant_id, MAX(product_id) AS product_id, MIN(DATE(created_at)) AS first_sale_day
   FROM order_line
   GROUP BY shop_domain, variant_id
 ),
@@ -115,6 +115,16 @@ variant_entity AS (
     FROM variant_version
   )
   WHERE newest = 1
+  UNION ALL
+  -- Variants that sold before (or without) any product webhook: orders alone make them known,
+  -- e.g. a store connected before its catalogue synced, or an order-only replay.
+  -- (product_id 0 when the line items do not name one.)
+  SELECT f.shop_domain, f.variant_id, COALESCE(f.product_id, 0), CAST(NULL AS INT64), CAST(NULL AS DATE)
+  FROM first_sale AS f
+  WHERE NOT EXISTS (
+    SELECT 1 FROM variant_version AS vv
+    WHERE vv.shop_domain = f.shop_domain AND vv.variant_id = f.variant_id
+  )
 ),
 product AS (
   SELECT shop_domain, id AS product_id, product_type, DATE(created_at) AS created_day
