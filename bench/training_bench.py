@@ -61,10 +61,10 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
     timings: dict[str, list[float]] = {"native": [], "onnx": []}
     for _ in range(3):
         t = time.perf_counter()
-        result.booster.predict(holdout.features, num_threads=1)
+        result.booster.predict(holdout.inputs, num_threads=1)
         timings["native"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        export.onnx_predict(session, holdout.features)
+        export.onnx_predict(session, holdout.inputs)
         timings["onnx"].append(time.perf_counter() - t)
     return {
         "feature_rows": len(frame),

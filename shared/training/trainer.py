@@ -107,11 +107,11 @@ def _fit(config: TrainerConfig, train: dataset.Rows, valid: dataset.Rows | None,
     import lightgbm
 
     names = list(MODEL_FEATURES)
-    train_set = lightgbm.Dataset(train.features, train.label, feature_name=names, free_raw_data=True)
+    train_set = lightgbm.Dataset(train.inputs, train.label, feature_name=names, free_raw_data=True)
     callbacks: list[Any] = []
     valid_sets = []
     if valid is not None:
-        valid_sets = [lightgbm.Dataset(valid.features, valid.label, reference=train_set)]
+        valid_sets = [lightgbm.Dataset(valid.inputs, valid.label, reference=train_set)]
         callbacks = [lightgbm.early_stopping(config.early_stopping_rounds, verbose=False)]
     params = config.lightgbm_params()
     return lightgbm.train(params, train_set, rounds, valid_sets=valid_sets, callbacks=callbacks)
@@ -129,7 +129,7 @@ def champion_features(champion: Champion, rows: dataset.Rows, vocabulary: Sequen
         ours = np.array([0.0] + [float(theirs.get(name, 0)) for name in vocabulary])
         column = names.index("product_type_code")
         matrix[:, column] = ours[matrix[:, column].astype(np.int64)]
-    return matrix
+    return dataset.model_input(matrix)
 
 
 def decide(candidate_wape: float, champion_wape: float | None, tolerance: float) -> str:
@@ -187,7 +187,7 @@ def train(
         valid_rows = dataset.holdout_rows(panel, fold_cutoff, config.holdout_days)
         booster = _fit(config, train_rows, valid_rows, config.max_rounds)
         best = int(booster.best_iteration or booster.current_iteration())
-        forecast = booster.predict(valid_rows.features, num_iteration=best)
+        forecast = booster.predict(valid_rows.inputs, num_iteration=best)
         folds.append(
             {
                 "cutoff": _date(fold_cutoff),
@@ -205,7 +205,7 @@ def train(
     timings["training_s"] = time.perf_counter() - fit_started
 
     holdout = dataset.holdout_rows(panel, cutoff, config.holdout_days)
-    native = booster.predict(holdout.features)
+    native = booster.predict(holdout.inputs)
     forecasts = {
         "model": native,
         "seasonal_naive": holdout.seasonal_naive,
@@ -219,7 +219,7 @@ def train(
     export_started = time.perf_counter()
     onnx_model = export.to_onnx(booster, len(MODEL_FEATURES))
     timings["export_s"] = time.perf_counter() - export_started
-    parity = export.check_parity(onnx_model, native, holdout.features)
+    parity = export.check_parity(onnx_model, native, holdout.inputs)
     timings["parity_s"] = time.perf_counter() - export_started - timings["export_s"]
 
     champion_entry: dict[str, Any] | None = None
@@ -250,7 +250,12 @@ def train(
             "holdout": holdout.size,
         },
         "features": list(MODEL_FEATURES),
-        "input": {"name": export.INPUT_NAME, "dtype": "float32", "shape": [None, len(MODEL_FEATURES)]},
+        "input": {
+            "name": export.INPUT_NAME,
+            "dtype": "float32",
+            "shape": [None, len(MODEL_FEATURES)],
+            "missing_value": dataset.MISSING,
+        },
         "product_types": list(panel.vocabulary),
         "objective": config.objective,
         "parameters": {**asdict(config), "num_boost_round": rounds},

@@ -186,11 +186,27 @@ def test_onnx_model_reproduces_lightgbm(trained: tuple[pd.DataFrame, object]) ->
     frame, result = trained
     panel = dataset.to_panel(frame)
     rows = dataset.training_rows(panel, panel.last_day, np.random.default_rng(1))
-    native = result.booster.predict(rows.features)  # type: ignore[attr-defined]
-    parity = export.check_parity(result.onnx_model, native, rows.features)  # type: ignore[attr-defined]
+    native = result.booster.predict(rows.inputs)  # type: ignore[attr-defined]
+    parity = export.check_parity(result.onnx_model, native, rows.inputs)  # type: ignore[attr-defined]
     assert parity.ok, parity
     # The check is not vacuous: a perturbed forecast fails it.
-    assert not export.check_parity(result.onnx_model, native + 1e-3, rows.features).ok
+    assert not export.check_parity(result.onnx_model, native + 1e-3, rows.inputs).ok  # type: ignore[attr-defined]
+
+
+def test_missing_values_reach_both_runtimes_as_the_same_sentinel(
+    trained: tuple[pd.DataFrame, object],
+) -> None:
+    """A feature with no missing value in training but one at serving time: LightGBM reads NaN
+    as 0 there, the ONNX tree does not; the sentinel keeps them equal."""
+    frame, result = trained
+    panel = dataset.to_panel(frame)
+    rows = dataset.holdout_rows(panel, panel.last_day - 28)
+    features = rows.features.copy()
+    features[:, MODEL_FEATURES.index("price")] = np.nan  # price had no gaps in training
+    inputs = dataset.model_input(features)
+    assert not np.isnan(inputs).any() and (inputs[:, MODEL_FEATURES.index("price")] == dataset.MISSING).all()
+    native = result.booster.predict(inputs)  # type: ignore[attr-defined]
+    assert export.check_parity(result.onnx_model, native, inputs).ok  # type: ignore[attr-defined]
 
 
 def test_a_worse_champion_is_beaten_and_a_better_one_wins(trained: tuple[pd.DataFrame, object]) -> None:
