@@ -326,9 +326,59 @@ def stage_features(info: StackInfo, quick: bool) -> dict[str, Any]:
     _close(warehouse)
     say(
         f"features {start}..{end} built and published to Feast in {time.monotonic() - started:.1f} s: "
-        f"{published}"
+        f"{published['rows']} rows, {published['variants']} variants, views {published['views']}"
     )
-    return {"features": {"window": [str(start), str(end)], **published}}
+    return {
+        "features": {"window": [str(start), str(end)], **published, "online": online_read_back(info, quick)}
+    }
+
+
+def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dict[str, Any]:
+    """Read a few variants from the feature server as the storefront path will: as of the
+    demo's night the values are fresh; as of today they are older than the views' TTL, so
+    they come back missing although Feast itself still calls them PRESENT."""
+    from shared.features.online import FeatureServerUnavailable, online_features
+    from shared.simulator.events import DEFAULT_SHOP_DOMAIN
+    from shared.warehouse import create_warehouse
+
+    settings = info.settings()
+    night, _, _ = training_window(settings, quick)
+    warehouse = create_warehouse(settings)
+    ids = [
+        int(r["id"])
+        for r in warehouse.query(
+            "SELECT id FROM variants_latest WHERE shop_domain = @shop ORDER BY id LIMIT 3",
+            {"shop": DEFAULT_SHOP_DOMAIN},
+        )
+    ]
+    _close(warehouse)
+    client = online_features(settings.feature_server_url, 2000)
+    names = ["lag_1", "rmean_7", "price", "inventory_on_hand"]
+    deadline = time.monotonic() + timeout_s  # the server picks up the new registry within ~5 s
+    while True:
+        try:
+            raw = client.read(ids, names)
+            if all(v.status == "PRESENT" for row in raw.values() for v in row.values()):
+                break
+        except FeatureServerUnavailable:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the feature server did not serve {ids} within {timeout_s} s")
+        time.sleep(0.5)
+    as_of_night = client.get(ids, names, now=datetime.combine(night, datetime.min.time(), UTC))
+    as_of_today = client.get(ids, names)
+    client.close()
+    statuses = sorted({v.status for row in raw.values() for v in row.values()})
+    say(
+        f"online features of variant {ids[0]} as of {night}: {as_of_night[ids[0]]}; as of today "
+        f"(older than the TTL): {as_of_today[ids[0]]} although Feast reports {statuses}"
+    )
+    return {
+        "variants": ids,
+        "as_of_night": {str(k): v for k, v in as_of_night.items()},
+        "as_of_today": {str(k): v for k, v in as_of_today.items()},
+        "feast_statuses": statuses,
+    }
 
 
 def stage_train(info: StackInfo, quick: bool, timeout_s: float = 300) -> dict[str, Any]:
@@ -356,7 +406,7 @@ def stage_train(info: StackInfo, quick: bool, timeout_s: float = 300) -> dict[st
     say("publishing the same request again: trigger_training must not start a second run tonight")
     publisher.publish(settings.topic_path("training-requests"), request).result(timeout=10)
     time.sleep(3)
-    events = [json.loads(m.message.data) for m in taps.drain().get("model-events", [])]
+    events = [json.loads(m.data) for m in taps.drain().get("model-events", [])]
     taps.close()
     publisher.stop()
     runs = sorted(p.name for p in (settings.home / "training").glob("*.json"))

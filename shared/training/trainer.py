@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import PermanentError
+from shared.features import LABEL
 from shared.ports import ModelVersion
 from shared.training import dataset, export, metrics
 from shared.training.dataset import MAX_HORIZON, MODEL_FEATURES
@@ -167,7 +168,11 @@ def train(
     config = config or TrainerConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    panel = dataset.to_panel(frame)
+    # Variants that sold nothing in the whole window (discontinued, or another shop's old
+    # catalogue) teach nothing and would only add zeros to the holdout.
+    sold = frame.groupby("variant_id")[LABEL].transform("sum") > 0
+    inactive = int(frame.loc[~sold, "variant_id"].nunique())
+    panel = dataset.to_panel(frame[sold])
     cutoff = panel.last_day - config.holdout_days
     needed = (config.cv_folds + 1) * config.holdout_days + 2 * MAX_HORIZON
     if panel.last_day - panel.first_day + 1 < needed:
@@ -246,6 +251,7 @@ def train(
         "rows": {
             "feature_table": panel.rows,
             "variants": int(np.unique(panel.variant_id).size),
+            "inactive_variants_dropped": inactive,
             "train": train_rows.size,
             "holdout": holdout.size,
         },

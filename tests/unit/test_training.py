@@ -121,6 +121,14 @@ def test_gaps_in_the_feature_table_are_refused() -> None:
         dataset.to_panel(frame)
 
 
+def test_variants_that_never_sold_in_the_window_are_left_out() -> None:
+    frame = panel_frame(n_variants=4, days=200)
+    frame.loc[frame["variant_id"] == 1003, "units"] = 0.0
+    result = train(frame, TrainerConfig(cv_folds=1, max_rounds=5, threads=2))
+    assert result.card["rows"]["variants"] == 3 and result.card["rows"]["inactive_variants_dropped"] == 1
+    assert result.card["rows"]["holdout"] == 3 * 28
+
+
 def test_too_little_history_is_a_clear_error() -> None:
     with pytest.raises(PermanentError, match="not enough history"):
         train(panel_frame(days=60))
