@@ -200,7 +200,7 @@ def malformed_events(shop_domain: str) -> list[Any]:
     ]
 
 
-def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 180) -> dict[str, Any]:
+def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 300) -> dict[str, Any]:
     """Wait until every sent event is in the warehouse (loaded or quarantined); reconcile."""
     from shared.warehouse import create_warehouse
 

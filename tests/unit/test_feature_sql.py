@@ -373,6 +373,9 @@ def test_a_variant_known_only_from_orders_still_gets_its_rows() -> None:
     assert rows.loc["2024-03-05", "lag_1"] == 1
     assert pd.isna(rows.loc["2024-03-05", "lag_7"])  # 02-27: before the variant's first sale
     assert (rows["product_id"] == 0).all()  # the line items named no product
+    # One that last sold long before the window (lags included) is not carried on for ever.
+    t.order(7003, ts("2023-06-01", "10:00:00"), [(73, 990002, 1)])
+    assert 990002 not in set(build_features(t.warehouse, START, END)["variant_id"])
     assert rows["price"].isna().all() and rows["product_type"].isna().all()  # no catalogue yet
 
 

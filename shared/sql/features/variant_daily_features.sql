@@ -78,7 +78,12 @@ daily_units AS (
   GROUP BY shop_domain, variant_id, cal_day
 ),
 first_sale AS (
-  SELECT shop_domain, variant_id, MAX(product_id) AS product_id, MIN(DATE(created_at)) AS first_sale_day
+  SELECT
+    shop_domain,
+    variant_id,
+    MAX(product_id) AS product_id,
+    MIN(DATE(created_at)) AS first_sale_day,
+    MAX(DATE(created_at)) AS last_sale_day
   FROM order_line
   GROUP BY shop_domain, variant_id
 ),
@@ -121,7 +126,10 @@ variant_entity AS (
   -- (product_id 0 when the line items do not name one.)
   SELECT f.shop_domain, f.variant_id, COALESCE(f.product_id, 0), CAST(NULL AS INT64), CAST(NULL AS DATE)
   FROM first_sale AS f
-  WHERE NOT EXISTS (
+  -- Without a catalogue entry nothing says such a variant is still for sale: it counts only
+  -- if it sold inside the window (lags included), not for years after its last order.
+  WHERE f.last_sale_day >= CAST(DATE_SUB(@start_date, INTERVAL 28 DAY) AS DATE)
+    AND NOT EXISTS (
     SELECT 1 FROM variant_version AS vv
     WHERE vv.shop_domain = f.shop_domain AND vv.variant_id = f.variant_id
   )
