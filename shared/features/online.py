@@ -27,7 +27,8 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,17 +140,67 @@ def feature_refs(features: Iterable[str]) -> list[str]:
     return [f"{view_of(feature).name}:{feature}" for feature in features]
 
 
+def metadata_id_token(audience: str) -> str:
+    """A Google-signed ID token for ``audience`` (the metadata server in the cloud, or the
+    local application-default credentials); what Cloud Run's IAM check wants."""
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    token: str = google.oauth2.id_token.fetch_id_token(google.auth.transport.requests.Request(), audience)
+    return token
+
+
+class IdTokenAuth:
+    """``Authorization: Bearer <ID token>`` for the feature server on Cloud Run (IAM-protected,
+    internal ingress). Tokens last an hour: one is kept for ``lifetime_s`` and fetched again
+    after, or at once after a 401/403. Plain ``http://`` URLs (the local stack) get no header."""
+
+    def __init__(
+        self,
+        audience: str,
+        fetch: Callable[[str], str] = metadata_id_token,
+        lifetime_s: float = 50 * 60,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.audience = audience
+        self.fetch = fetch
+        self.lifetime_s = lifetime_s
+        self.clock = clock
+        self._token: str | None = None
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def headers(self) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or self.clock() - self._fetched_at > self.lifetime_s:
+                try:
+                    self._token = self.fetch(self.audience)
+                except Exception as exc:  # no credentials, metadata server unreachable
+                    raise FeatureServerUnavailable(f"no ID token for the feature server: {exc}") from exc
+                self._fetched_at = self.clock()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def forget(self) -> None:
+        with self._lock:
+            self._token = None
+
+
 class OnlineFeatures:
     """Reads the online store through the feature server. Safe to share between threads
     (requests' connection pool is; the session holds no per-request state we use)."""
 
-    def __init__(self, base_url: str, timeout_ms: float, session: Any = None) -> None:
+    def __init__(
+        self, base_url: str, timeout_ms: float, session: Any = None, auth: IdTokenAuth | None = None
+    ) -> None:
         if not base_url:
             raise ValueError("no feature server URL (SHOPML_FEATURE_SERVER_URL)")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_ms / 1000.0
         self._session = session
         self._lock = threading.Lock()
+        if auth is None and self.base_url.startswith("https://"):
+            auth = IdTokenAuth(self.base_url)
+        self.auth = auth
 
     @property
     def session(self) -> Any:
@@ -170,10 +221,17 @@ class OnlineFeatures:
         import requests
 
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        try:
-            response = self.session.post(f"{self.base_url}{path}", json=payload, timeout=timeout)
-        except requests.RequestException as exc:
-            raise FeatureServerUnavailable(f"feature server {path}: {type(exc).__name__}: {exc}") from exc
+        for attempt in (1, 2):
+            headers = self.auth.headers() if self.auth is not None else None
+            try:
+                response = self.session.post(
+                    f"{self.base_url}{path}", json=payload, timeout=timeout, headers=headers
+                )
+            except requests.RequestException as exc:
+                raise FeatureServerUnavailable(f"feature server {path}: {type(exc).__name__}: {exc}") from exc
+            if self.auth is None or response.status_code not in (401, 403) or attempt == 2:
+                break
+            self.auth.forget()  # expired or revoked: one fresh token, one retry
         if response.status_code >= 300:
             raise FeatureServerUnavailable(
                 f"feature server {path} answered {response.status_code}: {response.text[:200]}"

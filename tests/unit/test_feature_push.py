@@ -53,7 +53,7 @@ class FakeFeatureServer:
         self.pushes: list[dict[str, Any]] = []
         self.fail = False
 
-    def post(self, url: str, json: Any, timeout: Any) -> Response:
+    def post(self, url: str, json: Any, timeout: Any, headers: Any = None) -> Response:
         if self.fail:
             return Response(500, text="Internal Server Error")
         if url.endswith("/push"):

@@ -16,6 +16,7 @@ from shared.features import HISTORY, STATE
 from shared.features.online import (
     FeatureServerUnavailable,
     FeatureValue,
+    IdTokenAuth,
     OnlineFeatures,
     apply_ttl,
     feature_refs,
@@ -192,9 +193,11 @@ class FakeSession:
     def __init__(self, answer: Any = None, status: int = 200, error: Exception | None = None) -> None:
         self.answer, self.status, self.error = answer, status, error
         self.requests: list[tuple[str, Any, Any]] = []
+        self.headers: list[Any] = []
 
-    def post(self, url: str, json: Any, timeout: Any) -> FakeResponse:
+    def post(self, url: str, json: Any, timeout: Any, headers: Any = None) -> FakeResponse:
         self.requests.append((url, json, timeout))
+        self.headers.append(headers)
         if self.error is not None:
             raise self.error
         return FakeResponse(self.status, self.answer)
@@ -237,3 +240,60 @@ def test_every_failure_is_one_transient_error(session: FakeSession) -> None:
     client = OnlineFeatures("http://127.0.0.1:6566", 50, session=session)
     with pytest.raises(FeatureServerUnavailable):
         client.get([1], ["price"], NOW)
+
+
+# -- ID tokens for the feature server on Cloud Run (IAM-protected) --------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_https_calls_carry_an_id_token_for_the_server_and_reuse_it() -> None:
+    audiences: list[str] = []
+
+    def fetch(audience: str) -> str:
+        audiences.append(audience)
+        return f"token-{len(audiences)}"
+
+    clock = Clock()
+    session = FakeSession(REAL_RESPONSE)
+    auth = IdTokenAuth("https://feature-server-abc.a.run.app", fetch=fetch, clock=clock)
+    client = OnlineFeatures("https://feature-server-abc.a.run.app/", 50, session=session, auth=auth)
+    client.get([1, 2, 3], ASKED, NOW)
+    client.get([1, 2, 3], ASKED, NOW)
+    assert session.headers == [{"Authorization": "Bearer token-1"}] * 2
+    assert audiences == ["https://feature-server-abc.a.run.app"]  # the audience is the service URL
+    clock.now = 51 * 60  # tokens live an hour; a new one well before
+    client.get([1, 2, 3], ASKED, NOW)
+    assert session.headers[-1] == {"Authorization": "Bearer token-2"}
+
+
+def test_a_refused_token_is_replaced_once_then_the_error_stands() -> None:
+    tokens = iter(["old", "new", "newer"])
+    session = FakeSession({"detail": "unauthorized"}, status=401)
+    auth = IdTokenAuth("https://fs.example", fetch=lambda _: next(tokens))
+    client = OnlineFeatures("https://fs.example", 50, session=session, auth=auth)
+    with pytest.raises(FeatureServerUnavailable, match="401"):
+        client.get([1, 2, 3], ASKED, NOW)
+    assert [h["Authorization"] for h in session.headers] == ["Bearer old", "Bearer new"]
+
+
+def test_local_http_servers_get_no_token_and_a_missing_credential_is_transient() -> None:
+    session = FakeSession(REAL_RESPONSE)
+    OnlineFeatures("http://127.0.0.1:6566", 50, session=session).get([1, 2, 3], ASKED, NOW)
+    assert session.headers == [None]
+    assert OnlineFeatures("https://fs.example", 50).auth is not None  # https: on by default
+
+    def no_credentials(_: str) -> str:
+        raise RuntimeError("metadata server unreachable")
+
+    auth = IdTokenAuth("https://fs.example", fetch=no_credentials)
+    with pytest.raises(FeatureServerUnavailable, match="no ID token"):
+        OnlineFeatures("https://fs.example", 50, session=FakeSession(REAL_RESPONSE), auth=auth).get(
+            [1], ["price"]
+        )
