@@ -101,6 +101,24 @@ locals {
     SHOPML_TRAINER_SERVICE_ACCOUNT = module.vertex.trainer_email
   }
 
+  # The Feast feature server (module.features): the image Cloud Build pushed (step
+  # feature-server-image, TF_VAR_feature_server_image), and the functions that call it over
+  # HTTP (validate_load pushes, predict reads): each gets invoker on the service and its URL.
+  feature_server_image   = var.feature_server_image != "" ? var.feature_server_image : "${module.vertex.repository_url}/feature-server:latest"
+  feature_server_clients = [for name in ["validate_load", "predict"] : name if contains(keys(local.functions), name)]
+  function_feature_env = {
+    for name in local.feature_server_clients : name => { SHOPML_FEATURE_SERVER_URL = module.features.url }
+  }
+  # The service's ingress is internal: a caller's request is admitted only if the caller routes
+  # all of its traffic through the VPC. So every function that gets the URL gets the connector
+  # (module.network) with ALL_TRAFFIC, and no other function does.
+  function_vpc_egress = {
+    for name, vars in local.function_feature_env : name => {
+      connector       = module.network.connector_id
+      egress_settings = "ALL_TRAFFIC"
+    } if contains(keys(vars), "SHOPML_FEATURE_SERVER_URL")
+  }
+
   # Secrets each function receives as environment variables: function => { VAR => secret }.
   function_secret_env = {
     for name in keys(local.functions) : name => merge(
@@ -218,6 +236,11 @@ module "functions" {
     var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout },
   )
 
+  # Per function: the feature server's URL for its clients.
+  function_environment_variables = local.function_feature_env
+  # ...and VPC egress (all traffic through the connector) for exactly those functions.
+  vpc_egress = local.function_vpc_egress
+
   secret_environment_variables = {
     for name, vars in local.function_secret_env : name => {
       for variable, secret in vars : variable => module.secrets.secret_ids[secret]
@@ -286,6 +309,46 @@ module "scheduler" {
       paused      = var.training_paused
     }
   }
+
+  depends_on = [google_project_service.this]
+}
+
+# The online side of the feature store: Feast's feature server on Cloud Run (min 1 instance,
+# internal ingress, IAM invocation), Memorystore for Redis (AUTH + TLS), the registry bucket.
+module "features" {
+  source = "./infra/modules/features"
+
+  project_id        = var.project_id
+  region            = var.region
+  network           = "projects/${var.project_id}/global/networks/${var.feature_network}"
+  subnetwork        = var.feature_subnetwork
+  image             = local.feature_server_image
+  min_instances     = var.feature_server_min_instances
+  bucket_name       = "${var.project_id}-shopml-features"
+  bigquery_dataset  = var.bigquery_dataset
+  bigquery_location = var.bigquery_location
+  redis_tier        = var.redis_tier
+  deployer_members  = var.deployer_members
+  labels            = local.labels
+  # validate_load and predict (when deployed), plus any extra service account listed.
+  invokers = merge(
+    { for name in local.feature_server_clients : name => module.iam.function_members[name] },
+    { for member in var.feature_server_invoker_members : member => member },
+  )
+
+  depends_on = [google_project_service.this]
+}
+
+# Serverless egress into the feature network for the functions that call the feature server: a
+# Serverless VPC Access connector on a /28 subnet of its own with Private Google Access (no Cloud
+# NAT: those functions reach only Google APIs and Cloud Run).
+module "network" {
+  source = "./infra/modules/network"
+
+  project_id    = var.project_id
+  region        = var.region
+  network       = "projects/${var.project_id}/global/networks/${var.feature_network}"
+  ip_cidr_range = var.feature_connector_ip_cidr_range
 
   depends_on = [google_project_service.this]
 }

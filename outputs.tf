@@ -82,3 +82,28 @@ output "scheduler_jobs" {
   description = "ID of every Cloud Scheduler job, keyed by job name."
   value       = module.scheduler.job_ids
 }
+
+output "feature_server_url" {
+  description = "URL of the Feast feature server (SHOPML_FEATURE_SERVER_URL of validate_load and predict; the audience of their ID tokens)."
+  value       = module.features.url
+}
+
+output "feature_server_image" {
+  description = "Feature server image the Cloud Run service runs."
+  value       = local.feature_server_image
+}
+
+output "redis_host" {
+  description = "Private IP of the Memorystore instance behind the feature server (TLS, port 6378)."
+  value       = module.features.redis_host
+}
+
+output "feature_registry_bucket" {
+  description = "Bucket of Feast's registry (gs://<this>/feast/registry.db)."
+  value       = module.features.registry_bucket
+}
+
+output "feature_connector_id" {
+  description = "Serverless VPC Access connector through which the feature server's callers (validate_load, predict) route all their traffic."
+  value       = module.network.connector_id
+}

@@ -96,13 +96,16 @@ variable "activate_apis" {
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "compute.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "pubsub.googleapis.com",
+    "redis.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
+    "vpcaccess.googleapis.com",
   ]
 
   validation {
@@ -212,4 +215,86 @@ variable "training_paused" {
   type        = bool
   description = "Pause the nightly training schedule (the job stays; manual requests still train)."
   default     = false
+}
+
+variable "feature_server_image" {
+  type        = string
+  description = "Full reference of the Feast feature server image (Cloud Build passes <repository>/feature-server:<commit>); empty: the trainer repository's feature-server:latest."
+  default     = ""
+
+  validation {
+    condition     = var.feature_server_image == "" || can(regex("^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.feature_server_image))
+    error_message = "feature_server_image must be an image reference with a tag or digest, e.g. europe-west1-docker.pkg.dev/p/shopml-trainer/feature-server:abc123."
+  }
+}
+
+variable "feature_server_min_instances" {
+  type        = number
+  description = "Feature server instances kept running (at least 1: it is a long-running service that takes ~5 s to start)."
+  default     = 1
+
+  validation {
+    condition     = var.feature_server_min_instances >= 1 && floor(var.feature_server_min_instances) == var.feature_server_min_instances
+    error_message = "feature_server_min_instances must be a whole number >= 1."
+  }
+}
+
+variable "feature_server_invoker_members" {
+  type        = set(string)
+  description = "Further service accounts (serviceAccount:<email>) that may call the feature server, besides validate_load and predict (which get it when deployed)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.feature_server_invoker_members : can(regex("^serviceAccount:[^@]+@[^@]+$", m))])
+    error_message = "feature_server_invoker_members must be service accounts (serviceAccount:<email>)."
+  }
+}
+
+variable "feature_network" {
+  type        = string
+  description = "Name of the VPC network in the project that Memorystore peers with and the feature server egresses into."
+  default     = "default"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.feature_network))
+    error_message = "feature_network must be a VPC network name."
+  }
+}
+
+variable "feature_subnetwork" {
+  type        = string
+  description = "Name of the subnetwork (in region) the feature server's Direct VPC egress uses."
+  default     = "default"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.feature_subnetwork))
+    error_message = "feature_subnetwork must be a subnetwork name."
+  }
+}
+
+variable "feature_connector_ip_cidr_range" {
+  type        = string
+  description = "Internal /28 range of the subnet created in feature_network for the Serverless VPC Access connector of the functions that call the feature server; must not overlap any other subnet, peering or route of the network."
+  default     = "10.8.0.0/28"
+
+  validation {
+    condition = (
+      can(cidrhost(var.feature_connector_ip_cidr_range, 0))
+      && endswith(var.feature_connector_ip_cidr_range, "/28")
+      && try(cidrsubnet(var.feature_connector_ip_cidr_range, 0, 0) == var.feature_connector_ip_cidr_range, false)
+      && can(regex("^(10\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.|192\\.168\\.)", var.feature_connector_ip_cidr_range))
+    )
+    error_message = "feature_connector_ip_cidr_range must be a /28 network address in private (RFC 1918) space, e.g. 10.8.0.0/28."
+  }
+}
+
+variable "redis_tier" {
+  type        = string
+  description = "Memorystore tier of the Feast online store: STANDARD_HA (default, replica + failover) or BASIC (throw-away environments)."
+  default     = "STANDARD_HA"
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
+    error_message = "redis_tier must be BASIC or STANDARD_HA."
+  }
 }

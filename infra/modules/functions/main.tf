@@ -154,8 +154,16 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     # Public (HTTP) functions take internet traffic and authenticate callers themselves
     # (HMAC, API key); everything else is reachable from inside the project only.
-    ingress_settings      = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
-    environment_variables = local.runtime_environment
+    ingress_settings = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    # Every function's settings, plus its own (function_environment_variables); neither may
+    # override what the module sets (validated on the variables).
+    environment_variables = merge(local.runtime_environment, lookup(var.function_environment_variables, each.key, {}))
+
+    # VPC egress only for the functions listed in var.vpc_egress (those that call the feature
+    # server, which has internal ingress); for every other function both stay unset (null), so
+    # their egress is unchanged: straight to the internet and Google APIs.
+    vpc_connector                 = contains(keys(var.vpc_egress), each.key) ? var.vpc_egress[each.key].connector : null
+    vpc_connector_egress_settings = contains(keys(var.vpc_egress), each.key) ? var.vpc_egress[each.key].egress_settings : null
 
     # "latest" is resolved when an instance starts; rotation is described in infra/README.md.
     dynamic "secret_environment_variables" {

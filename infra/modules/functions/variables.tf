@@ -163,6 +163,25 @@ variable "extra_environment_variables" {
   }
 }
 
+variable "function_environment_variables" {
+  type        = map(map(string))
+  description = "Environment variables for single functions: function name => { VAR => value } (e.g. SHOPML_FEATURE_SERVER_URL for validate_load). Merged over extra_environment_variables; cannot override the ones this module sets."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.function_environment_variables) : contains(keys(var.functions), name)])
+    error_message = "function_environment_variables names a function that is not deployed."
+  }
+
+  validation {
+    condition = alltrue([
+      for vars in values(var.function_environment_variables) :
+      length(setintersection(keys(vars), ["GOOGLE_CLOUD_PROJECT", "SHOPML_WAREHOUSE", "SHOPML_TOPIC_PREFIX"])) == 0
+    ])
+    error_message = "GOOGLE_CLOUD_PROJECT, SHOPML_WAREHOUSE and SHOPML_TOPIC_PREFIX are set by the module."
+  }
+}
+
 variable "secret_environment_variables" {
   type        = map(map(string))
   description = "Secret Manager secrets exposed as environment variables: function name => { ENV_VAR => secret ID }. The function's account must already hold secretAccessor on the secret (the secrets module grants it)."
@@ -171,6 +190,34 @@ variable "secret_environment_variables" {
   validation {
     condition     = alltrue([for name in keys(var.secret_environment_variables) : contains(keys(var.functions), name)])
     error_message = "secret_environment_variables names a function that is not deployed."
+  }
+}
+
+variable "vpc_egress" {
+  type = map(object({
+    connector       = string
+    egress_settings = optional(string, "ALL_TRAFFIC")
+  }))
+  description = "VPC egress for single functions: function name => { connector = Serverless VPC Access connector ID, egress_settings = ALL_TRAFFIC (default) or PRIVATE_RANGES_ONLY }. ALL_TRAFFIC is what Cloud Run internal ingress (the feature server) requires of a caller. Functions not listed keep no VPC egress."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.vpc_egress) : contains(keys(var.functions), name)])
+    error_message = "vpc_egress names a function that is not deployed."
+  }
+
+  validation {
+    condition     = alltrue([for egress in values(var.vpc_egress) : contains(["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"], egress.egress_settings)])
+    error_message = "vpc_egress egress_settings must be ALL_TRAFFIC or PRIVATE_RANGES_ONLY."
+  }
+
+  validation {
+    # A connector serves functions of its own region only.
+    condition = alltrue([
+      for egress in values(var.vpc_egress) :
+      can(regex("^projects/[^/]+/locations/[a-z]+-[a-z]+[0-9]/connectors/[a-z][-a-z0-9]{0,23}[a-z0-9]$", egress.connector)) && try(split("/", egress.connector)[3] == var.region, false)
+    ])
+    error_message = "vpc_egress connector must be the ID of a connector in the functions' region: projects/<p>/locations/<region>/connectors/<name>."
   }
 }
 
