@@ -68,6 +68,12 @@ class Panel:
         return int(self.day.max())
 
 
+def active_variants(frame: pd.DataFrame) -> pd.Series:
+    """Rows of variants that sold something in the window. The others (discontinued, or a
+    shop's old catalogue) teach nothing and would only add zeros to the holdout."""
+    return frame.groupby("variant_id")[LABEL].transform("sum") > 0
+
+
 def to_panel(frame: pd.DataFrame, vocabulary: Sequence[str] | None = None) -> Panel:
     """Sort and check the feature table; every variant must have one row per day, no gaps."""
     if frame.empty:

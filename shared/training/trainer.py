@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import PermanentError
-from shared.features import LABEL
 from shared.ports import ModelVersion
 from shared.training import dataset, export, metrics
 from shared.training.dataset import MAX_HORIZON, MODEL_FEATURES
@@ -168,9 +167,7 @@ def train(
     config = config or TrainerConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    # Variants that sold nothing in the whole window (discontinued, or another shop's old
-    # catalogue) teach nothing and would only add zeros to the holdout.
-    sold = frame.groupby("variant_id")[LABEL].transform("sum") > 0
+    sold = dataset.active_variants(frame)
     inactive = int(frame.loc[~sold, "variant_id"].nunique())
     panel = dataset.to_panel(frame[sold])
     cutoff = panel.last_day - config.holdout_days
