@@ -103,7 +103,8 @@ class Settings:
     # Step 3: features, training, registry.
     feature_server_url: str = ""  # Feast feature server (``feast serve``); empty: no online features
     feature_timeout_ms: float = 50.0  # request-path budget for one feature-server call
-    registry_url: str = ""  # file:///dir (default .shopml/registry), gs://bucket/prefix, vertex://project/region
+    # file:///dir (default .shopml/registry), gs://bucket/prefix or vertex://project/region
+    registry_url: str = ""
     model_name: str = "demand"
     champion_tolerance: float = 0.02  # candidate WAPE may exceed the champion's by this fraction
     training_backend: str = "local"  # or "vertex" (CustomJob)
