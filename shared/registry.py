@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.ports import EventPublisher, ModelRegistry, ModelVersion
+from shared.ports import EventPublisher, ModelRegistry, ModelVersion, ObjectStore
 
 MODEL_EVENTS_TOPIC = "model-events"
+# A version's files, under ``<model>/<version>/`` in every registry's object store.
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
 CANDIDATE_ALIAS = "candidate"
 
 # MAJOR.MINOR.PATCH with an optional pre-release (semver.org §9; build metadata is not allowed:
@@ -131,3 +134,28 @@ def publish_model_event(publisher: EventPublisher, registered: ModelVersion, pro
         "version": registered.version,
     }
     return publisher.publish(MODEL_EVENTS_TOPIC, json.dumps(body, sort_keys=True).encode(), attributes)
+
+
+def check_registration(model: str, version: str, aliases: Sequence[str]) -> None:
+    """What every adapter's ``register`` checks first: names, version and aliases."""
+    check_model_name(model)
+    check_version(version)
+    for alias in aliases:
+        check_alias(alias)
+
+
+def store_version_files(
+    store: ObjectStore, model: str, version: str, onnx_model: bytes, card: Mapping[str, Any]
+) -> str:
+    """Write ``model.onnx`` then ``card.json`` (the card marks a complete version); the folder's URI."""
+    card_bytes = json.dumps(dict(card), sort_keys=True, indent=2, default=str).encode()
+    store.put(f"{model}/{version}/{MODEL_FILE}", onnx_model, "application/octet-stream")
+    store.put(f"{model}/{version}/{CARD_FILE}", card_bytes, "application/json")
+    return store.uri(f"{model}/{version}")
+
+
+def read_model_file(store: ObjectStore, version: ModelVersion) -> bytes:
+    data = store.get(f"{version.model}/{version.version}/{MODEL_FILE}")
+    if data is None:
+        raise PermanentError(f"{version.uri}/{MODEL_FILE} is missing")
+    return data

@@ -31,16 +31,18 @@ from typing import Any
 from shared.errors import PermanentError
 from shared.ports import ModelVersion, ObjectStore
 from shared.registry import (
+    CARD_FILE,
     VersionExists,
     check_alias,
     check_model_name,
+    check_registration,
     check_version,
     is_semver,
+    read_model_file,
     sort_versions,
+    store_version_files,
 )
 
-MODEL_FILE = "model.onnx"
-CARD_FILE = "card.json"
 ALIASES_FILE = "aliases.json"
 
 
@@ -94,10 +96,7 @@ class ObjectStoreRegistry:
         return [v for v in found if v is not None]
 
     def load_onnx(self, version: ModelVersion) -> bytes:
-        data = self.store.get(f"{version.model}/{version.version}/{MODEL_FILE}")
-        if data is None:
-            raise PermanentError(f"{version.uri}/{MODEL_FILE} is missing")
-        return data
+        return read_model_file(self.store, version)
 
     # --- writing ------------------------------------------------------------------------
 
@@ -109,18 +108,13 @@ class ObjectStoreRegistry:
         card: Mapping[str, Any],
         aliases: Sequence[str] = (),
     ) -> ModelVersion:
-        check_model_name(model)
-        check_version(version)
-        for alias in aliases:
-            check_alias(alias)
+        check_registration(model, version, aliases)
         if self.store.exists(f"{model}/{version}/{CARD_FILE}"):
             raise VersionExists(
                 f"{model} {version} is already registered at {self.store.uri(f'{model}/{version}')}; "
                 "registered versions are immutable, bump the version"
             )
-        card_bytes = json.dumps(dict(card), sort_keys=True, indent=2, default=str).encode()
-        self.store.put(f"{model}/{version}/{MODEL_FILE}", onnx_model, "application/octet-stream")
-        self.store.put(f"{model}/{version}/{CARD_FILE}", card_bytes, "application/json")
+        store_version_files(self.store, model, version, onnx_model, card)
         if aliases:
             self._move_aliases(model, {alias: version for alias in aliases})
         registered = self._version(model, version, self._aliases(model))

@@ -36,11 +36,15 @@ from typing import Any
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.ports import ModelVersion, ObjectStore
 from shared.registry import (
+    CARD_FILE,
     VersionExists,
     check_alias,
     check_model_name,
+    check_registration,
     check_version,
     is_semver,
+    read_model_file,
+    store_version_files,
     version_key,
     version_label,
 )
@@ -228,7 +232,7 @@ class VertexModelRegistry:
         version = uri.rsplit("/", 1)[-1]
         if not is_semver(version):
             return None  # not uploaded by shopml
-        raw = self.staging.get(f"{model}/{version}/card.json")
+        raw = self.staging.get(f"{model}/{version}/{CARD_FILE}")
         return ModelVersion(
             model=model,
             version=version,
@@ -262,10 +266,7 @@ class VertexModelRegistry:
         return sorted((v for v in converted if v is not None), key=lambda v: version_key(v.version))
 
     def load_onnx(self, version: ModelVersion) -> bytes:
-        data = self.staging.get(f"{version.model}/{version.version}/model.onnx")
-        if data is None:
-            raise PermanentError(f"{version.uri}/model.onnx is missing")
-        return data
+        return read_model_file(self.staging, version)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -277,17 +278,13 @@ class VertexModelRegistry:
         card: Mapping[str, Any],
         aliases: Sequence[str] = (),
     ) -> ModelVersion:
-        check_model_name(model)
-        check_version(version)
+        check_registration(model, version, aliases)
         parent = self.parent_model(model)
         if parent is not None and any(
             self._to_model_version(model, v) for v in self._vertex_versions(model, version, parent=parent)
         ):
             raise VersionExists(f"{model} {version} is already registered in {parent}; bump the version")
-        card_bytes = json.dumps(dict(card), sort_keys=True, indent=2, default=str).encode()
-        self.staging.put(f"{model}/{version}/model.onnx", onnx_model, "application/octet-stream")
-        self.staging.put(f"{model}/{version}/card.json", card_bytes, "application/json")
-        artifact_uri = self.staging.uri(f"{model}/{version}")
+        artifact_uri = store_version_files(self.staging, model, version, onnx_model, card)
         request = build_upload_request(
             project=self.project,
             region=self.region,
