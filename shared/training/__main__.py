@@ -26,7 +26,12 @@ def _day(text: str) -> date:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.training", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.training",
+        description="Build the feature table for the window, train and check the demand model, and "
+        "register it (candidate if it is not worse than the champion). Exit 0 registered, 2 bad "
+        "input, 3 ONNX parity failed (nothing registered), 1 transient failure.",
+    )
     parser.add_argument("--start", type=_day, required=True, help="first day of the data window")
     parser.add_argument("--end", type=_day, required=True, help="last day of the data window (inclusive)")
     parser.add_argument("--model", default=None, help="model name (default SHOPML_MODEL_NAME)")
