@@ -21,13 +21,13 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import PermanentError, TransientError
-from shared.loading import RowIds, Rows, log_outcome, store_plan
+from shared.loading import RowIds, Rows, log_outcome, run_after_load, store_plan
 from shared.logs import StructuredLogger, get_logger
 from shared.ports import Warehouse
 from shared.settings import Settings, get_settings
@@ -79,6 +79,40 @@ def _store_alone(plan: LoadPlan, warehouse: Warehouse, now: datetime) -> LoadPla
         return TransientError(f"{type(exc).__name__}: {exc}")
 
 
+class LazyWarehouse:
+    """A warehouse built on first use (a broken one must only nack batches, not stop the
+    loader from starting), shared by the loader and its post-load hook."""
+
+    def __init__(self, factory: Callable[[], Warehouse]) -> None:
+        self._factory = factory
+        self._built: Warehouse | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Warehouse:
+        with self._lock:
+            if self._built is None:
+                self._built = self._factory()
+            return self._built
+
+    def ensure_schema(self) -> None:
+        self.get().ensure_schema()
+
+    def insert_rows(
+        self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None
+    ) -> None:
+        self.get().insert_rows(table, rows, row_ids)
+
+    def write_batch(
+        self,
+        rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]],
+        row_ids_by_table: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.get().write_batch(rows_by_table, row_ids_by_table)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.get().query(sql, params)
+
+
 class PullLoader:
     """Pulls batches from a subscription and loads them (see the module docstring)."""
 
@@ -90,6 +124,7 @@ class PullLoader:
         *,
         subscription: str = DEFAULT_SUBSCRIPTION,
         max_messages: int = 500,
+        on_loaded: Callable[[LoadPlan], None] | None = None,
     ) -> None:
         from shared.adapters.pubsub import admin_clients
 
@@ -99,6 +134,7 @@ class PullLoader:
         self.logger = logger
         self.path = settings.subscription_path(subscription)
         self.max_messages = max_messages
+        self.on_loaded = on_loaded  # e.g. the feature push, as validate_load runs it
         self._publisher, self.subscriber = admin_clients(settings)
 
     def run_once(self, timeout_s: float = 0.5) -> BatchStats:
@@ -140,6 +176,8 @@ class PullLoader:
                 stats.quarantined += outcome.rejected
                 if outcome.rejected:
                     log_outcome(outcome, self.logger)
+                elif self.on_loaded is not None:
+                    run_after_load(self.on_loaded, outcome, self.logger)
         stats.redelivered = len(retry)
         self.logger.info(
             "batch loaded",
@@ -178,14 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one pull, then exit")
     args = parser.parse_args(argv)
     settings = get_settings()
+    from shared.features.push import state_push_hook
     from shared.warehouse import create_warehouse
 
+    logger = get_logger("pull_loader", settings.log_level)
+    warehouse = LazyWarehouse(lambda: create_warehouse(settings))  # shared with the stock lookups
     loader = PullLoader(
         settings,
-        lambda: create_warehouse(settings),
-        get_logger("pull_loader", settings.log_level),
+        warehouse.get,
+        logger,
         subscription=args.subscription,
         max_messages=args.max_messages,
+        on_loaded=state_push_hook(settings, warehouse, logger),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

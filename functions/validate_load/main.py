@@ -26,17 +26,13 @@ from shared.validation import LoadPlan
 
 
 def _on_loaded(settings: Settings) -> Callable[[LoadPlan], None] | None:
-    """The post-load feature push when a feature server is configured (its HTTP client is
-    built on first use and kept: one keep-alive connection pool per instance)."""
+    """The post-load feature push when a feature server is configured (plain HTTP, no Feast)."""
     if not settings.feature_server_url:
         return None
-    from shared.features.online import online_features
-    from shared.features.push import StatePushHook, warehouse_inventory_lookup
+    from shared.features.push import state_push_hook
 
-    return StatePushHook(
-        online_features(settings.feature_server_url, settings.feature_timeout_ms),
-        warehouse_inventory_lookup(bootstrap.warehouse()),
-        get_logger("validate_load.features", settings.log_level),
+    return state_push_hook(
+        settings, bootstrap.warehouse(), get_logger("validate_load.features", settings.log_level)
     )
 
 

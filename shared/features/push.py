@@ -40,12 +40,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from shared.features.online import FeatureValue, OnlineFeatures, fresh_value
+from shared.features.online import FeatureValue, OnlineFeatures, fresh_value, online_features
 from shared.features.views import CREATED_TIMESTAMP, EVENT_TIMESTAMP, JOIN_KEY, PUSH_SOURCE, VARIANT_STATE
 
 if TYPE_CHECKING:
     from shared.logs import StructuredLogger
     from shared.ports import Warehouse
+    from shared.settings import Settings
     from shared.validation import LoadPlan
 
 # validate_load is not on a shopper's request path: a slower server delays one ack, no page.
@@ -268,3 +269,18 @@ class StatePushHook:
                 webhook_id=plan.raw_row.get("webhook_id"),
                 **report.as_fields(),
             )
+
+
+def state_push_hook(
+    settings: Settings, warehouse: Warehouse, logger: StructuredLogger
+) -> StatePushHook | None:
+    """The post-load push of a loader (``validate_load``, the pull loader) when a feature
+    server is configured; None otherwise. The HTTP client is cached per URL: one keep-alive
+    pool per process."""
+    if not settings.feature_server_url:
+        return None
+    return StatePushHook(
+        online_features(settings.feature_server_url, settings.feature_timeout_ms),
+        warehouse_inventory_lookup(warehouse),
+        logger,
+    )

@@ -55,3 +55,57 @@ def test_transient_and_unexpected_failures_keep_every_message() -> None:
         outcomes = store_batch([plan("a"), plan("b")], warehouse, NOW)
         assert all(isinstance(o, TransientError) for o in outcomes)
         assert warehouse.tables == {}
+
+
+class FakeSubscriber:
+    """Hands out one batch of messages; records acks and nacks."""
+
+    def __init__(self, plans: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        from google.pubsub_v1 import types
+
+        self.response = types.PullResponse(
+            received_messages=[
+                types.ReceivedMessage(
+                    ack_id=f"ack-{i}",
+                    message=types.PubsubMessage(data=data, attributes=attributes, message_id=message_id),
+                )
+                for i, (message_id, data, attributes) in enumerate(plans)
+            ]
+        )
+        self.acked: list[str] = []
+
+    def pull(self, **_: object) -> object:
+        return self.response
+
+    def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+        self.acked += ack_ids
+
+    def modify_ack_deadline(self, **_: object) -> None:
+        raise AssertionError("nothing should be nacked")
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_pull_loader_runs_the_post_load_hook_for_loaded_events_only() -> None:
+    from shared.logs import get_logger
+    from shared.pull_loader import PullLoader
+    from shared.settings import Settings
+
+    attributes = {"shopify_topic": "orders/create", "shop_domain": "demo-store.myshopify.com",
+                  "webhook_id": "w-good", "api_version": "2025-07"}  # fmt: skip
+    messages = [("m1", ORDER, attributes), ("m2", b"{not json", {**attributes, "webhook_id": "w-bad"})]
+    hooked: list[str] = []
+
+    def hook(loaded: LoadPlan) -> None:
+        hooked.append(loaded.raw_row["webhook_id"])
+        raise RuntimeError("feature server down")  # must not turn the batch into a redelivery
+
+    settings = Settings(pubsub_emulator_host="127.0.0.1:9")
+    loader = PullLoader(settings, MemoryWarehouse, get_logger("test", "ERROR"), on_loaded=hook)
+    loader.subscriber = FakeSubscriber(messages)
+    stats = loader.run_once()
+    assert (stats.loaded, stats.quarantined) == (1, 1)
+    assert hooked == ["w-good"]  # the quarantined event is not pushed
+    assert sorted(loader.subscriber.acked) == ["ack-0", "ack-1"]
+    loader.close()
