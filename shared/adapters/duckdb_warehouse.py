@@ -467,11 +467,7 @@ class DuckDBWarehouse:
         does not use are ignored, as on BigQuery.
         """
         duckdb = _duckdb()
-        translated, names = _translate(sql)
-        missing = names - set(params or {})
-        if missing:
-            raise PermanentError(f"query parameter(s) {sorted(missing)} have no value")
-        bound = {name: _param_value(params[name]) for name in names} if params else None
+        translated, bound = _bind(sql, params)
         self._ready()
         with self.connection() as cursor:
             try:
@@ -503,11 +499,7 @@ class DuckDBWarehouse:
         in all here (2 cores), with no Python object per value.
         """
         duckdb = _duckdb()
-        translated, names = _translate(sql)
-        missing = names - set(params or {})
-        if missing:
-            raise PermanentError(f"query parameter(s) {sorted(missing)} have no value")
-        bound = {name: _param_value(params[name]) for name in names} if params else None
+        translated, bound = _bind(sql, params)
         self._ready()
         with self.connection() as cursor:
             try:
@@ -829,6 +821,16 @@ def _insert_statement(table: str, rows: list[dict[str, Any]]) -> tuple[str, list
     if len(rows) == 1:
         return _insert_sql(table, columns, True), [first[c] for c in columns]
     return _insert_sql(table, columns, False), [[row[c] for row in rows] for c in columns]
+
+
+def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """The statement in DuckDB's dialect and its ``$name`` values; a parameter it uses but
+    ``params`` lacks is an error, extra parameters are ignored (as on BigQuery)."""
+    translated, names = _translate(sql)
+    missing = names - set(params or {})
+    if missing:
+        raise PermanentError(f"query parameter(s) {sorted(missing)} have no value")
+    return translated, ({name: _param_value(params[name]) for name in names} if params else None)
 
 
 def _translate(sql: str) -> tuple[str, frozenset[str]]:
