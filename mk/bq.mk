@@ -9,7 +9,7 @@ BQ_STAMP := $(BQ_VENV)/.installed
 BQ_HOME := $(BQ_VENV)/home
 # sqlglot is not pinned here: bqemulator 1.4.0 requires sqlglot>=30.9,<30.12 (the main venv has
 # 30.30.0). The BigQuery adapter uses sqlglot only to qualify view table names, which both do alike.
-BQ_PACKAGES := bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy \
+BQ_PACKAGES := bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy pandas==2.3.3 \
 	google-cloud-bigquery==3.47.0 pytest==9.0.3 pytest-timeout==2.4.0
 
 $(BQ_STAMP): mk/bq.mk

@@ -104,3 +104,23 @@ def test_the_feature_sql_gives_the_same_known_answers_on_every_backend(backend: 
     assert col("promo_discount") == [0, 0, 0, 0, 0, 0.2, 0.2]
     assert col("days_to_promo") == [5, 4, 3, 2, 1, 0, 0]
     assert by_day["2024-03-03"]["product_type"] == "Mug"
+
+
+def test_the_bulk_read_path_returns_what_query_returns(backend: Backend) -> None:
+    """``query_frame`` (the trainer's path to 1 M feature rows: Arrow, no Python rows) gives the
+    same values as ``query``, with dates as datetime64 and NUMERIC as float64."""
+    import pandas as pd
+
+    load_store(backend.warehouse)
+    sql = bound(SQL, START, END)
+    frame = backend.warehouse.query_frame(sql)
+    rows = backend.warehouse.query(sql)
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(rows) == 7
+    assert pd.api.types.is_datetime64_any_dtype(frame["date"])
+    assert frame["price"].dtype == "float64"
+    ordered = frame.sort_values("date").reset_index(drop=True)
+    expected = sorted(rows, key=lambda row: row["date"])
+    for column in ("units", "lag_1", "price", "inventory_on_hand", "days_to_promo"):
+        got = [None if pd.isna(value) else float(value) for value in ordered[column]]
+        want = [None if row[column] is None else float(row[column]) for row in expected]
+        assert got == want, column
