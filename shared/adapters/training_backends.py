@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.ports import TrainingRequest, TrainingSubmission
@@ -72,7 +72,7 @@ class LocalProcessBackend:
     (``created=False``). If the process cannot be started the marker is removed, so a retry can.
     Delete the marker to train the same night again.
 
-    ``run`` is the foreground variant (the demo, a terminal): it starts the trainer, waits and
+    ``run`` is the foreground variant (a terminal, tests): it starts the trainer, waits and
     returns the exit code; it claims no marker.
     """
 
@@ -101,6 +101,17 @@ class LocalProcessBackend:
             env["PUBSUB_EMULATOR_HOST"] = self.settings.pubsub_emulator_host
         return env
 
+    def _process(self, request: TrainingRequest, log_file: IO[bytes]) -> dict[str, Any]:
+        """What both ways of starting the trainer share: command, folder, environment, log."""
+        return {
+            "args": self.argv(request),
+            "cwd": self.cwd,
+            "env": self.environment(request),
+            "stdin": subprocess.DEVNULL,
+            "stdout": log_file,
+            "stderr": subprocess.STDOUT,
+        }
+
     def submit(self, request: TrainingRequest) -> TrainingSubmission:
         marker = self.marker_path(request.run_id)
         log = self.log_path(request.run_id)
@@ -112,15 +123,7 @@ class LocalProcessBackend:
             return TrainingSubmission(run_id=request.run_id, backend_ref=str(log), created=False)
         try:
             with open(log, "ab") as log_file:
-                process = subprocess.Popen(
-                    self.argv(request),
-                    cwd=self.cwd,
-                    env=self.environment(request),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                process = subprocess.Popen(**self._process(request, log_file), start_new_session=True)
         except OSError as exc:
             os.close(fd)
             marker.unlink(missing_ok=True)
@@ -144,16 +147,7 @@ class LocalProcessBackend:
         log = self.log_path(request.run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as log_file:
-            completed = subprocess.run(
-                self.argv(request),
-                cwd=self.cwd,
-                env=self.environment(request),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                check=False,
-            )
+            completed = subprocess.run(**self._process(request, log_file), timeout=timeout_s, check=False)
         return completed.returncode
 
 
