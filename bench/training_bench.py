@@ -44,7 +44,7 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
     import numpy as np
 
     from shared.features.build import build_features
-    from shared.training import dataset, export
+    from shared.training import export
     from shared.training.trainer import TrainerConfig, train
 
     warehouse = _warehouse(Path(db))
@@ -55,12 +55,11 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
     total_s = time.perf_counter() - started
     card = result.card
     # Reference: native LightGBM vs ONNX Runtime on the holdout rows (one thread each).
-    panel = dataset.to_panel(frame[dataset.active_variants(frame)])
-    holdout = dataset.holdout_rows(panel, panel.last_day - holdout_days, holdout_days)
+    holdout = result.holdout
     np.savez(
         Path(db).with_suffix(".holdout.npz"),
-        variant_id=panel.variant_id[holdout.target_row],
-        day=panel.day[holdout.target_row],
+        variant_id=holdout.variant_id,
+        day=holdout.day,
         label=holdout.label,
     )
     session = export.onnx_session(result.onnx_model, threads=1)

@@ -117,6 +117,8 @@ class Rows:
     label: np.ndarray
     horizon: np.ndarray  # int64
     target_row: np.ndarray  # panel index of the forecast day
+    variant_id: np.ndarray  # of the forecast day's row
+    day: np.ndarray  # the forecast day, days since epoch
     seasonal_naive: np.ndarray  # same weekday, last week known at the origin
     moving_average_28: np.ndarray  # mean of the 28 days up to the origin
 
@@ -156,7 +158,16 @@ def _assemble(panel: Panel, target: np.ndarray, horizon: np.ndarray) -> Rows:
     # compares them with float32 thresholds, so training on the same values keeps every split
     # decision identical in both (0.30000000000000004 and 0.3 are one value to both).
     features = features.astype(np.float32).astype(np.float64)
-    return Rows(features, panel.units[target], horizon.astype(np.int64), target, naive, moving)
+    return Rows(
+        features,
+        panel.units[target],
+        horizon.astype(np.int64),
+        target,
+        panel.variant_id[target],
+        panel.day[target],
+        naive,
+        moving,
+    )
 
 
 def training_rows(panel: Panel, cutoff_day: int, rng: np.random.Generator, horizons_per_row: int = 1) -> Rows:

@@ -89,14 +89,11 @@ class TrainingResult:
     decision: str  # "promote" or "reject"
     card: dict[str, Any]
     timings: dict[str, float]
+    holdout: dataset.Rows  # the rows the card's metrics and the parity check were computed on
 
     @property
     def promoted(self) -> bool:
         return self.decision == "promote"
-
-
-def _day(value: date) -> int:
-    return (value - EPOCH).days
 
 
 def _date(day: int) -> str:
@@ -287,7 +284,7 @@ def train(
         "timings": {name: round(value, 3) for name, value in timings.items()},
         "environment": _environment(),
     }
-    return TrainingResult(booster, onnx_model, parity, decision, card, timings)
+    return TrainingResult(booster, onnx_model, parity, decision, card, timings, holdout)
 
 
 def _environment() -> dict[str, str]:
