@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.settings import Settings
+from shared.warehouse import close_warehouse
 
 HISTORY_END = date(2024, 6, 30)
 FULL = {"variants": 2000, "days": 548, "repeats": 2}
@@ -154,9 +155,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         write_tables(warehouse, history.tables)
         results["history_write_s"] = time.perf_counter() - t
         results["history"] = {"rows": history.counts(), "variant_days": int(history.demand.units.size)}
-        close = getattr(warehouse, "close", None)
-        if close is not None:
-            close()
+        close_warehouse(warehouse)
         results["runs"] = [_run_child(db, start, HISTORY_END) for _ in range(size["repeats"])]
         results["wape_oracle"] = oracle_wape(db, history)
         del history
@@ -167,9 +166,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         window = retail.query(
             "SELECT MIN(DATE(created_at)) AS a, MAX(DATE(created_at)) AS b FROM orders_latest"
         )[0]
-        close = getattr(retail, "close", None)
-        if close is not None:
-            close()
+        close_warehouse(retail)
         results["retail"] = {
             "replayed": replayed.__dict__,
             "window": [str(window["a"]), str(window["b"])],

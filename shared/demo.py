@@ -118,6 +118,14 @@ def bad_deliveries(url: str) -> dict[str, int]:
     return answers
 
 
+WEBHOOK_START = date(2024, 1, 1)
+
+
+def store_size(quick: bool) -> tuple[int, int]:
+    """(days, variants) of the simulated store's webhook window, from ``WEBHOOK_START``."""
+    return (14, 20) if quick else (56, 60)
+
+
 def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     from shared.simulator.events import StoreSimulator
     from shared.simulator.retail import retail_events
@@ -125,8 +133,8 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
 
     url = info.url("ingest_webhook") + "/"
     taps = Taps(info)
-    days, variants = (14, 20) if quick else (56, 60)
-    store = list(StoreSimulator(seed=42, n_variants=variants, start=date(2024, 1, 1), days=days).events())
+    days, variants = store_size(quick)
+    store = list(StoreSimulator(seed=42, n_variants=variants, start=WEBHOOK_START, days=days).events())
     retail = list(retail_events())
     if quick:
         retail = retail[:400]
@@ -274,16 +282,13 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 300) -> d
     }
 
 
-WEBHOOK_START = date(2024, 1, 1)
-
-
 def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     """Back-fill the store's history before the webhook window, straight into the warehouse."""
     from shared.simulator.history import write_history
-    from shared.warehouse import create_warehouse
+    from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
-    days, variants = (14, 20) if quick else (56, 60)
+    days, variants = store_size(quick)
     history_days = settings.training_history_days - days
     start = WEBHOOK_START - timedelta(days=history_days + 28)  # lags reach 28 days back
     warehouse = create_warehouse(settings)
@@ -291,7 +296,7 @@ def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     # The webhook window's catalogue: the same product, variant and inventory item ids.
     window = (WEBHOOK_START, WEBHOOK_START + timedelta(days=days))
     summary = write_history(warehouse, variants, start, WEBHOOK_START, seed=42, catalogue_window=window)
-    _close(warehouse)
+    close_warehouse(warehouse)
     say(
         f"back-filled {history_days + 28} days of history for {variants} variants before the webhook "
         f"window in {time.monotonic() - started:.1f} s: {summary}"
@@ -299,15 +304,9 @@ def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     return {"history": {"start": str(start), "end": str(WEBHOOK_START), **summary}}
 
 
-def _close(warehouse: Any) -> None:
-    close = getattr(warehouse, "close", None)
-    if close is not None:
-        close()
-
-
 def training_window(settings: Any, quick: bool) -> tuple[date, date, date]:
     """(night, start, end): the night after the last webhook day, and its data window."""
-    days = 14 if quick else 56
+    days, _ = store_size(quick)
     night = WEBHOOK_START + timedelta(days=days)
     end = night - timedelta(days=1)
     return night, end - timedelta(days=settings.training_history_days - 1), end
@@ -316,14 +315,14 @@ def training_window(settings: Any, quick: bool) -> tuple[date, date, date]:
 def stage_features(info: StackInfo, quick: bool) -> dict[str, Any]:
     """Build the feature table with the feature SQL; publish it to Feast; read some back."""
     from shared.features.store import publish_features
-    from shared.warehouse import create_warehouse
+    from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
     _, start, end = training_window(settings, quick)
     warehouse = create_warehouse(settings)
     started = time.monotonic()
     published = publish_features(warehouse, settings.home, start, end)
-    _close(warehouse)
+    close_warehouse(warehouse)
     say(
         f"features {start}..{end} built and published to Feast in {time.monotonic() - started:.1f} s: "
         f"{published['rows']} rows, {published['variants']} variants, views {published['views']}"
@@ -339,7 +338,7 @@ def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dic
     they come back missing although Feast itself still calls them PRESENT."""
     from shared.features.online import FeatureServerUnavailable, online_features
     from shared.simulator.events import DEFAULT_SHOP_DOMAIN
-    from shared.warehouse import create_warehouse
+    from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
     night, _, _ = training_window(settings, quick)
@@ -351,7 +350,7 @@ def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dic
             {"shop": DEFAULT_SHOP_DOMAIN},
         )
     ]
-    _close(warehouse)
+    close_warehouse(warehouse)
     client = online_features(settings.feature_server_url, 2000)
     names = ["lag_1", "rmean_7", "price", "inventory_on_hand"]
     deadline = time.monotonic() + timeout_s  # the server picks up the new registry within ~5 s

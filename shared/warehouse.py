@@ -773,6 +773,14 @@ def _number(options: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def close_warehouse(warehouse: Warehouse) -> None:
+    """Let go of a warehouse now where the backend holds something (DuckDB: the file lock,
+    which another process of the stack is waiting for); a no-op for the others."""
+    close = getattr(warehouse, "close", None)
+    if close is not None:
+        close()
+
+
 def create_warehouse(
     settings: Settings, schema: WarehouseSchema | None = None, *, env: Mapping[str, str] | None = None
 ) -> Warehouse:

@@ -20,7 +20,7 @@ from shared.simulator.history import write_history
 from shared.training.export import onnx_predict, onnx_session
 from shared.training.run import run
 from shared.training.trainer import TrainerConfig
-from shared.warehouse import create_warehouse
+from shared.warehouse import close_warehouse, create_warehouse
 from tests.conftest import RecordingPublisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,9 +35,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     warehouse = create_warehouse(Settings.from_env({"SHOPML_HOME": str(home)}))
     warehouse.ensure_schema()
     write_history(warehouse, 40, START - timedelta(days=28), END + timedelta(days=1), seed=3)
-    close = getattr(warehouse, "close", None)
-    if close is not None:
-        close()
+    close_warehouse(warehouse)
     return home
 
 
