@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from shared.adapters.vertex_api import aiplatform_v1, location_path, regional_client_options
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.ports import TrainingRequest, TrainingSubmission
 from shared.settings import REPO_ROOT, Settings
@@ -154,17 +155,6 @@ class LocalProcessBackend:
 # --- Vertex AI CustomJob ------------------------------------------------------------------------
 
 
-def _v1() -> Any:
-    try:
-        from google.cloud import aiplatform_v1
-    except ImportError as exc:  # pragma: no cover - the dependency is pinned
-        raise ConfigurationError(
-            "the Vertex training backend needs 'google-cloud-aiplatform' "
-            "(pip install google-cloud-aiplatform)"
-        ) from exc
-    return aiplatform_v1
-
-
 def job_labels(request: TrainingRequest) -> dict[str, str]:
     return {
         "app": "shopml",
@@ -203,7 +193,7 @@ def build_custom_job(
     request: TrainingRequest, settings: Settings, *, machine_type: str = DEFAULT_MACHINE_TYPE
 ) -> Any:
     """The Vertex AI ``CustomJob`` that runs ``python -m shared.training`` for ``request``."""
-    v1 = _v1()
+    v1 = aiplatform_v1()
     check_vertex_settings(settings)
     env = trainer_environment(settings, request)
     staging = settings.vertex_staging_bucket.rstrip("/")
@@ -258,20 +248,20 @@ class VertexTrainingBackend:
 
     @property
     def parent(self) -> str:
-        return f"projects/{self.settings.project}/locations/{self.settings.vertex_region}"
+        return location_path(self.settings.project, self.settings.vertex_region)
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _v1().JobServiceClient(
-                client_options={"api_endpoint": f"{self.settings.vertex_region}-aiplatform.googleapis.com"}
+            self._client = aiplatform_v1().JobServiceClient(
+                client_options=regional_client_options(self.settings.vertex_region)
             )
         return self._client
 
     def existing_job(self, run_id: str) -> Any | None:
         from google.api_core import exceptions
 
-        request = _v1().ListCustomJobsRequest(parent=self.parent, filter=run_filter(run_id))
+        request = aiplatform_v1().ListCustomJobsRequest(parent=self.parent, filter=run_filter(run_id))
         try:
             jobs = list(self.client.list_custom_jobs(request=request))
         except exceptions.GoogleAPICallError as exc:
@@ -289,7 +279,7 @@ class VertexTrainingBackend:
         existing = self.existing_job(request.run_id)
         if existing is not None:
             return TrainingSubmission(run_id=request.run_id, backend_ref=str(existing.name), created=False)
-        create = _v1().CreateCustomJobRequest(parent=self.parent, custom_job=custom_job)
+        create = aiplatform_v1().CreateCustomJobRequest(parent=self.parent, custom_job=custom_job)
         try:
             created = self.client.create_custom_job(request=create)
         except exceptions.GoogleAPICallError as exc:

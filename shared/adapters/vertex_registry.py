@@ -24,7 +24,7 @@ say "not served here". Deploying such a version to an endpoint is not supported.
 Requests are built by pure functions (``build_upload_request``, ``build_list_versions_request``,
 ``build_merge_aliases_request``) so tests assert the exact protos; the ``ModelServiceClient``
 is injectable and created lazily. ``google.cloud.aiplatform_v1`` is imported inside functions
-only (about 3 s): never at import time of ``shared`` or a function.
+only (``shared.adapters.vertex_api``, about 3 s): never at import time of ``shared`` or a function.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shared.adapters.vertex_api import aiplatform_v1, location_path, regional_client_options
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.ports import ModelVersion, ObjectStore
 from shared.registry import (
@@ -53,20 +54,6 @@ MODEL_LABEL = "shopml-model"
 VERSION_LABEL = "shopml-version"
 VERTEX_DEFAULT_ALIAS = "default"
 UPLOAD_TIMEOUT_S = 600.0
-
-
-def _v1() -> Any:
-    try:
-        from google.cloud import aiplatform_v1
-    except ImportError as exc:  # pragma: no cover - the dependency is pinned
-        raise ConfigurationError(
-            "the Vertex AI registry needs 'google-cloud-aiplatform' (pip install google-cloud-aiplatform)"
-        ) from exc
-    return aiplatform_v1
-
-
-def location_path(project: str, region: str) -> str:
-    return f"projects/{project}/locations/{region}"
 
 
 def parse_vertex_url(url: str) -> tuple[str, str]:
@@ -104,7 +91,7 @@ def build_upload_request(
     model; without, the first version of a new model whose id is ``shopml-<model>``, so a
     second "first" upload racing this one fails instead of creating a twin model.
     """
-    v1 = _v1()
+    v1 = aiplatform_v1()
     check_model_name(model)
     check_version(version)
     if not serving_image:
@@ -135,11 +122,13 @@ def build_upload_request(
 
 
 def build_list_models_request(project: str, region: str, model: str) -> Any:
-    return _v1().ListModelsRequest(parent=location_path(project, region), filter=model_filter(model))
+    return aiplatform_v1().ListModelsRequest(
+        parent=location_path(project, region), filter=model_filter(model)
+    )
 
 
 def build_list_versions_request(parent_model: str, version: str | None = None) -> Any:
-    request = _v1().ListModelVersionsRequest(name=parent_model)
+    request = aiplatform_v1().ListModelVersionsRequest(name=parent_model)
     if version is not None:
         request.filter = version_filter(version)
     return request
@@ -147,7 +136,7 @@ def build_list_versions_request(parent_model: str, version: str | None = None) -
 
 def build_merge_aliases_request(model_name: str, version_id: str, aliases: Sequence[str]) -> Any:
     """Adds ``aliases`` to one version; Vertex moves an alias off the version that held it."""
-    return _v1().MergeVersionAliasesRequest(
+    return aiplatform_v1().MergeVersionAliasesRequest(
         name=f"{model_name}@{version_id}", version_aliases=[check_alias(a) for a in aliases]
     )
 
@@ -187,8 +176,8 @@ class VertexModelRegistry:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _v1().ModelServiceClient(
-                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"}
+            self._client = aiplatform_v1().ModelServiceClient(
+                client_options=regional_client_options(self.region)
             )
         return self._client
 
@@ -253,7 +242,9 @@ class VertexModelRegistry:
         if parent is None:
             return None
         try:
-            vertex_model = self.client.get_model(request=_v1().GetModelRequest(name=f"{parent}@{ref}"))
+            vertex_model = self.client.get_model(
+                request=aiplatform_v1().GetModelRequest(name=f"{parent}@{ref}")
+            )
         except exceptions.NotFound:
             return None
         except exceptions.GoogleAPICallError as exc:
