@@ -1,0 +1,169 @@
+"""Training on Vertex AI: the trainer's grants, bucket, image, schedule and settings."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import yaml
+
+from tests.infra.hcl import (
+    REPO,
+    TOPOLOGY,
+    compact,
+    iam_resources,
+    locals_of,
+    module_dir,
+    named_blocks,
+    resource,
+    single,
+)
+
+
+def test_trainer_account_holds_only_resource_grants_besides_the_justified_ones() -> None:
+    vertex = module_dir("vertex")
+    assert locals_of(vertex)["trainer_member"] == "serviceAccount:${google_service_account.trainer.email}"
+    trainer_grants = {
+        (t, n, body["role"])
+        for _, t, n, body in iam_resources()
+        if body.get("member") == "local.trainer_member"
+    }
+    assert trainer_grants == {
+        ("google_storage_bucket_iam_member", "trainer_writes_artifacts", "roles/storage.objectAdmin"),
+        ("google_pubsub_topic_iam_member", "trainer_publishes_model_events", "roles/pubsub.publisher"),
+        ("google_project_iam_member", "trainer_registers_models", "roles/aiplatform.user"),
+        ("google_project_iam_member", "trainer_runs_queries", "roles/bigquery.jobUser"),
+    }
+    bucket_grant = resource(vertex, "google_storage_bucket_iam_member", "trainer_writes_artifacts")
+    assert compact(bucket_grant["bucket"]) == "google_storage_bucket.vertex.name"
+    # The model-events topic from the topology, nothing else.
+    assert "model-events" in TOPOLOGY["topics"]
+    call = named_blocks(REPO, "module")["vertex"]
+    assert compact(call["model_events_topic_id"]) == 'module.pubsub.topic_ids["model-events"]'
+    # Dataset read through the bigquery module, like a function with "warehouse": "read".
+    assert "shopml_trainer=module.vertex.trainer_member" in compact(
+        named_blocks(REPO, "module")["bigquery"]["readers"]
+    )
+
+
+def test_only_trigger_training_may_start_jobs_as_the_trainer() -> None:
+    vertex = module_dir("vertex")
+    acts_as = resource(vertex, "google_service_account_iam_member", "launcher_acts_as_trainer")
+    assert (acts_as["role"], acts_as["for_each"]) == ("roles/iam.serviceAccountUser", "var.launchers")
+    assert compact(acts_as["service_account_id"]) == "google_service_account.trainer.name"
+    submits = resource(vertex, "google_project_iam_member", "launcher_submits_jobs")
+    assert (submits["role"], submits["for_each"]) == ("roles/aiplatform.user", "var.launchers")
+    launchers = compact(locals_of(REPO)["training_launchers"])
+    assert launchers.startswith('[fornamein["trigger_training"]')
+    assert compact(named_blocks(REPO, "module")["vertex"]["launchers"]) == (
+        "{fornameinlocal.training_launchers:name=>module.iam.function_emails[name]}"
+    )
+    # Nobody else acts as the trainer.
+    trainer_users = [
+        n
+        for _, t, n, body in iam_resources()
+        if t == "google_service_account_iam_member"
+        and "google_service_account.trainer" in compact(str(body.get("service_account_id", "")))
+    ]
+    assert trainer_users == ["launcher_acts_as_trainer"]
+
+
+def test_vertex_bucket_is_private_versioned_and_uniform() -> None:
+    bucket = resource(module_dir("vertex"), "google_storage_bucket", "vertex")
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert single(bucket, "versioning")["enabled"] is True
+    assert bucket["force_destroy"] is False
+    repo = resource(module_dir("vertex"), "google_artifact_registry_repository", "trainer")
+    assert repo["format"] == "DOCKER"
+
+
+def test_scheduler_publishes_nightly_to_the_training_requests_topic() -> None:
+    assert "training-requests" in TOPOLOGY["topics"]
+    assert any(
+        sub["topic"] == "training-requests" and sub["push_to"] == "trigger_training"
+        for sub in TOPOLOGY["subscriptions"].values()
+    )
+    jobs = named_blocks(REPO, "module")["scheduler"]["jobs"]
+    assert list(jobs) == ["shopml-nightly-training"]
+    job = jobs["shopml-nightly-training"]
+    assert job["topic_id"] == 'module.pubsub.topic_ids["training-requests"]'
+    assert (job["schedule"], job["time_zone"]) == ("var.training_schedule", "var.training_time_zone")
+    # The message parses as a training request (the night comes from the publish time).
+    assert set(job["message"]) <= {"night", "model", "history_days"}
+    scheduler = resource(module_dir("scheduler"), "google_cloud_scheduler_job", "this")
+    assert scheduler["for_each"] == "var.jobs"
+    target = single(scheduler, "pubsub_target")
+    assert target["topic_name"] == "each.value.topic_id"
+    assert compact(target["data"]) == "base64encode(jsonencode(each.value.message))"
+    variables = named_blocks(REPO, "variable")
+    for name in ("training_schedule", "training_time_zone"):
+        assert variables[name].get("validation"), f"{name} has no validation"
+    assert named_blocks(module_dir("scheduler"), "variable")["jobs"].get("validation")
+
+
+def test_training_apis_are_enabled() -> None:
+    apis = named_blocks(REPO, "variable")["activate_apis"]["default"]
+    assert {
+        "aiplatform.googleapis.com",
+        "cloudscheduler.googleapis.com",
+        "artifactregistry.googleapis.com",
+    } <= set(apis)
+
+
+def test_functions_get_the_training_settings_the_code_reads() -> None:
+    settings_source = (REPO / "shared" / "settings.py").read_text()
+    environment = locals_of(REPO)["model_environment"]
+    # Every variable Terraform sets is one the code reads...
+    for name in environment:
+        assert f'"{name}"' in settings_source, (
+            f"{name} is set by Terraform but shared/settings.py never reads it"
+        )
+    # ...and every setting the Vertex backend and registry need is set.
+    needed = {
+        "SHOPML_TRAINING_BACKEND",
+        "SHOPML_REGISTRY",
+        "SHOPML_TRAINER_IMAGE",
+        "SHOPML_TRAINER_SERVICE_ACCOUNT",
+        "SHOPML_VERTEX_STAGING_BUCKET",
+        "SHOPML_VERTEX_REGION",
+        "SHOPML_MODEL_NAME",
+    }
+    assert needed <= set(environment)
+    assert environment["SHOPML_TRAINING_BACKEND"] == "vertex"
+    assert environment["SHOPML_REGISTRY"] == "vertex://${var.project_id}/${local.vertex_region}"
+    assert environment["SHOPML_TRAINER_SERVICE_ACCOUNT"] == "module.vertex.trainer_email"
+    assert environment["SHOPML_VERTEX_STAGING_BUCKET"] == "module.vertex.bucket_url"
+    extra = compact(named_blocks(REPO, "module")["functions"]["extra_environment_variables"])
+    assert extra.startswith("merge(local.model_environment,")
+    # The CustomJob passes the trainer the same names (shared/adapters/training_backends.py).
+    from shared.adapters.training_backends import trainer_environment
+    from shared.ports import TrainingRequest
+    from shared.settings import Settings
+
+    request = TrainingRequest("demand", date(2025, 3, 2), date(2025, 3, 1), date(2025, 3, 1))
+    job_env = trainer_environment(Settings.from_env({"SHOPML_REGISTRY": "vertex://p/europe-west1"}), request)
+    for name in job_env:
+        assert name == "GOOGLE_CLOUD_PROJECT" or f'"{name}"' in settings_source, name
+
+
+def test_trainer_image_is_built_and_pushed_after_tests_and_before_the_plan() -> None:
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = {step["id"]: step for step in build["steps"]}
+
+    def upstream(step_id: str) -> set[str]:
+        deps = {d for d in steps[step_id]["waitFor"] if d != "-"}
+        return deps.union(*(upstream(d) for d in deps)) if deps else set()
+
+    assert {"lint", "test", "trainer-repository"} <= upstream("trainer-image")
+    assert "trainer-image" in upstream("tf-plan") and "trainer-image" in upstream("tf-apply")
+    script = " ".join(map(str, steps["trainer-image"]["args"]))
+    assert "docker build -f infra/trainer/Dockerfile" in script and "docker push" in script
+    assert "TF_VAR_trainer_image" in " ".join(map(str, steps["tf-plan"]["args"]))
+    assert "module.vertex.google_artifact_registry_repository.trainer" in " ".join(
+        map(str, steps["trainer-repository"]["args"])
+    )
+    dockerfile = (REPO / "infra" / "trainer" / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "pip install -r requirements.txt -c constraints.txt" in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "shared.training"]' in dockerfile
+    assert "COPY shared/ shared/" in dockerfile
