@@ -61,7 +61,7 @@ $(CHECKOV_STAMP):
 	@touch $(CHECKOV_STAMP)
 
 demo: install
-	$(PY) -m shared.demo $(if $(QUICK),--quick,)
+	$(PY) -m devkit.demo $(if $(QUICK),--quick,)
 
 test: install $(CHECKOV_STAMP) $(TEST_PREREQS)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -91,10 +91,10 @@ infra-check: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
 
 stack-up: install
-	$(PY) -m shared.local up
+	$(PY) -m devkit.local up
 
 stack-down:
-	@test -x $(PY) && $(PY) -m shared.local down || true
+	@test -x $(PY) && $(PY) -m devkit.local down || true
 
 clean: stack-down
 	rm -rf .shopml demo-report bench/out .pytest_cache .mypy_cache .ruff_cache

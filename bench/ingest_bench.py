@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import LoadResult, open_loop, wrk_saturate
-from shared.local.processes import (
+from devkit.local.processes import (
     free_port,
     functions_framework_argv,
     http_answers,
@@ -25,7 +25,7 @@ from shared.local.processes import (
     stop_processes,
     wait_until,
 )
-from shared.local.stack import LocalStack
+from devkit.local.stack import LocalStack
 from shared.settings import REPO_ROOT
 from shared.webhooks import sign_webhook
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import open_loop
-from shared.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack
-from shared.simulator.events import StoreSimulator, WebhookEvent, headers
+from devkit.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack
+from devkit.simulator.events import StoreSimulator, WebhookEvent, headers
 
 
 def event_stream(n: int) -> Iterator[WebhookEvent]:

@@ -136,9 +136,9 @@ def oracle_wape(db: Path, history: Any) -> dict[str, float]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from shared.simulator.history import generate_history, write_tables
-    from shared.simulator.replay import replay_into_warehouse
-    from shared.simulator.retail import retail_events
+    from devkit.simulator.history import generate_history, write_tables
+    from devkit.simulator.replay import replay_into_warehouse
+    from devkit.simulator.retail import retail_events
 
     size = QUICK if quick else FULL
     start = HISTORY_END - timedelta(days=size["days"] - 1)

@@ -33,8 +33,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.local.processes import processes_with_marker
-from shared.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack, StackInfo
+from devkit.local.processes import processes_with_marker
+from devkit.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack, StackInfo
 from shared.settings import REPO_ROOT
 from shared.validation import TYPED_TABLES
 
@@ -73,7 +73,7 @@ class Taps:
 
 
 def privacy_events(shop_domain: str) -> list[Any]:
-    from shared.simulator.events import EventFactory
+    from devkit.simulator.events import EventFactory
 
     factory = EventFactory(shop_domain, "2025-07", seed=7)
     at = datetime(2024, 2, 1, 12, tzinfo=UTC)
@@ -102,7 +102,7 @@ def bad_deliveries(url: str) -> dict[str, int]:
     """A forged signature and an unsupported topic: both must be refused, nothing published."""
     import requests
 
-    from shared.simulator.events import EventFactory, headers
+    from devkit.simulator.events import EventFactory, headers
 
     event = EventFactory("demo-store.myshopify.com", "2025-07", seed=3).make(
         "carts/update", {"id": 1}, datetime(2024, 1, 1, tzinfo=UTC)
@@ -127,9 +127,9 @@ def store_size(quick: bool) -> tuple[int, int]:
 
 
 def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
-    from shared.simulator.events import StoreSimulator
-    from shared.simulator.retail import retail_events
-    from shared.simulator.sender import send_webhooks
+    from devkit.simulator.events import StoreSimulator
+    from devkit.simulator.retail import retail_events
+    from devkit.simulator.sender import send_webhooks
 
     url = info.url("ingest_webhook") + "/"
     taps = Taps(info)
@@ -198,7 +198,7 @@ def malformed_events(shop_domain: str) -> list[Any]:
     """Events a real store can send and the load must quarantine, not drop."""
     from dataclasses import replace
 
-    from shared.simulator.events import EventFactory
+    from devkit.simulator.events import EventFactory
 
     factory = EventFactory(shop_domain, "2025-07", seed=21)
     at = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -284,7 +284,7 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 300) -> d
 
 def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     """Back-fill the store's history before the webhook window, straight into the warehouse."""
-    from shared.simulator.history import write_history
+    from devkit.simulator.history import write_history
     from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
@@ -336,8 +336,8 @@ def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dic
     """Read a few variants from the feature server as the storefront path will: as of the
     demo's night the values are fresh; as of today they are older than the views' TTL, so
     they come back missing although Feast itself still calls them PRESENT."""
+    from devkit.simulator.events import DEFAULT_SHOP_DOMAIN
     from shared.features.online import FeatureServerUnavailable, online_features
-    from shared.simulator.events import DEFAULT_SHOP_DOMAIN
     from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
@@ -496,7 +496,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.demo")
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo")
     parser.add_argument("--quick", action="store_true", help="a smaller run (under 90 s)")
     args = parser.parse_args(argv)
     report = run(args.quick)

@@ -11,7 +11,7 @@ policy), plans each with the same pure ``plan_load``, writes all of them in one
 error is isolated event by event and quarantined (``store_plan``); a transient one nacks the
 whole batch for redelivery. Nothing is acknowledged before it is stored.
 
-``python -m shared.pull_loader`` runs it until Ctrl-C; ``LocalStack(load_mode="pull")`` runs it
+``python -m devkit.pull_loader`` runs it until Ctrl-C; ``LocalStack(load_mode="pull")`` runs it
 instead of the push-triggered validate_load.
 """
 
@@ -210,7 +210,7 @@ class PullLoader:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.pull_loader", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.pull_loader", description=__doc__.split("\n")[0])
     parser.add_argument("--subscription", default=DEFAULT_SUBSCRIPTION)
     parser.add_argument("--max-messages", type=int, default=500)
     parser.add_argument("--once", action="store_true", help="one pull, then exit")

@@ -48,7 +48,7 @@ def publisher() -> EventPublisher:
 
                 _built["publisher"] = PubSubPublisher(current)
             else:
-                from shared.adapters.pubsub_fast import GroupCommitPublisher
+                from shared.adapters.pubsub_group_commit import GroupCommitPublisher
 
                 _built["publisher"] = GroupCommitPublisher(current)
         return _built["publisher"]
@@ -73,7 +73,7 @@ def build_registry(current: Settings) -> ModelRegistry:
         return create_vertex_registry(
             current.registry_url, current.vertex_staging_bucket, current.trainer_image
         )
-    from shared.adapters.local_registry import ObjectStoreRegistry
+    from shared.adapters.object_store_registry import ObjectStoreRegistry
     from shared.adapters.object_stores import create_object_store
 
     return ObjectStoreRegistry(create_object_store(current.registry_url, project=current.project))

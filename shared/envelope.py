@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.webhooks import parse_timestamp
+from shared.times import parse_timestamp
 
 
 class MalformedEnvelope(PermanentError):

@@ -11,7 +11,7 @@ warehouse batch. Retrying is a decision made here:
   retried forever and not dropped.
 
 Concurrent deliveries share transactions inside the DuckDB adapter (group commit); the pull
-loader (``shared.pull_loader``) writes whole batches at once.
+loader (``devkit.pull_loader``) writes whole batches at once.
 """
 
 from __future__ import annotations

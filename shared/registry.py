@@ -68,7 +68,8 @@ def check_alias(alias: str) -> str:
 def version_key(version: str) -> tuple[Any, ...]:
     """Sort key giving semantic-version precedence (1.10.0 > 1.9.0; 2.0.0-rc.1 < 2.0.0)."""
     match = _SEMVER.fullmatch(check_version(version))
-    assert match is not None
+    if match is None:  # check_version accepted it, so the same pattern matches
+        raise PermanentError(f"version {version!r} is not a semantic version")
     major, minor, patch, pre = match.groups()
     if pre is None:
         # A release ranks above every pre-release of the same version.

@@ -107,6 +107,11 @@ class Settings:
     registry_url: str = ""
     model_name: str = "demand"
     champion_tolerance: float = 0.02  # candidate WAPE may exceed the champion's by this fraction
+    # Baseline gate (shared/training/gate.py): beat zero, seasonal naive and the 28-day average
+    # on WAPE and weighted RMSSE by these fractions, with |bias| within the bound.
+    gate_wape_margin: float = 0.01
+    gate_rmsse_margin: float = 0.01
+    gate_max_abs_bias: float = 0.10
     training_backend: str = "local"  # or "vertex" (CustomJob)
     training_history_days: int = 548  # about 18 months
     vertex_region: str = "europe-west1"
@@ -147,6 +152,9 @@ class Settings:
             registry_url=env.get("SHOPML_REGISTRY") or f"file://{home / 'registry'}",
             model_name=env.get("SHOPML_MODEL_NAME") or "demand",
             champion_tolerance=_float(env, "SHOPML_CHAMPION_TOLERANCE", 0.02, allow_zero=True),
+            gate_wape_margin=_float(env, "SHOPML_GATE_WAPE_MARGIN", 0.01, allow_zero=True),
+            gate_rmsse_margin=_float(env, "SHOPML_GATE_RMSSE_MARGIN", 0.01, allow_zero=True),
+            gate_max_abs_bias=_float(env, "SHOPML_GATE_MAX_ABS_BIAS", 0.10),
             training_backend=env.get("SHOPML_TRAINING_BACKEND") or "local",
             training_history_days=_int(env, "SHOPML_TRAINING_HISTORY_DAYS", 548),
             vertex_region=env.get("SHOPML_VERTEX_REGION") or "europe-west1",

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from shared.errors import WebhookRejected
+from shared.times import parse_timestamp
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 REQUIRED_HEADERS: tuple[str, ...] = (
@@ -135,20 +136,6 @@ def parse_webhook_headers(headers: HeaderSource) -> WebhookHeaders:
         triggered_at=triggered_at,
         event_id=values.get("X-Shopify-Event-Id"),
     )
-
-
-def parse_timestamp(value: str) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime, or None. Accepts a trailing ``Z``."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def route_topic(shopify_topic: str, store_topics: Iterable[str], compliance_topics: Iterable[str]) -> str:

@@ -1,4 +1,4 @@
-"""``python -m shared.local up|down|status`` — the local stack from the command line."""
+"""``python -m devkit.local up|down|status`` — the local stack from the command line."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from shared.local.processes import StackError, pid_alive
-from shared.local.stack import LocalStack, read_state
+from devkit.local.processes import StackError, pid_alive
+from devkit.local.stack import LocalStack, read_state
 from shared.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devkit.local", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument(
         "--home", type=Path, default=None, help="state folder (default: SHOPML_HOME or .shopml)"

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.local.processes import (
+from devkit.local.processes import (
     STACK_ID_VAR,
     ManagedProcess,
     StackError,
@@ -127,7 +127,7 @@ class LocalStack:
         if existing and any(pid_alive(pid) for pid in existing.pids.values()):
             raise StackError(
                 f"a local stack is already running from {self.home} (pids {existing.pids}); "
-                "run `python -m shared.local down` first"
+                "run `python -m devkit.local down` first"
             )
         run_dir = self.home / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ class LocalStack:
         info.startup_seconds[name] = round(time.monotonic() - started, 3)
 
     def _start_pull_loader(self, info: StackInfo, env: dict[str, str]) -> None:
-        argv = [sys.executable, "-m", "shared.pull_loader"]
+        argv = [sys.executable, "-m", "devkit.pull_loader"]
         proc = start_process("pull-loader", argv, env, self.home / "run" / "logs", REPO_ROOT)
         info.pids["pull-loader"] = proc.pid
 
@@ -261,7 +261,8 @@ class LocalStack:
         )
 
     def _write_state(self) -> None:
-        assert self.info is not None
+        if self.info is None:
+            raise RuntimeError("the stack has no state to write before it started")
         path = _state_path(self.home)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self.info), indent=2))

@@ -7,8 +7,8 @@ to a loopback URL). ``retail`` replays the UCI Online Retail sample as ``orders/
 See README.md in this folder.
 """
 
-from shared.simulator.catalogue import Catalogue, Product, Variant, build_catalogue
-from shared.simulator.demand import (
+from devkit.simulator.catalogue import Catalogue, Product, Variant, build_catalogue
+from devkit.simulator.demand import (
     DailyDemand,
     DemandConfig,
     Promotion,
@@ -17,7 +17,7 @@ from shared.simulator.demand import (
     promotion_calendar,
     simulate_demand,
 )
-from shared.simulator.events import StoreConfig, StoreSimulator, WebhookEvent, headers, summarize_events
+from devkit.simulator.events import StoreConfig, StoreSimulator, WebhookEvent, headers, summarize_events
 
 __all__ = [
     "Catalogue",

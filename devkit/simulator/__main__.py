@@ -1,8 +1,8 @@
 """Send a simulated store's (or the retail sample's) webhooks to a local endpoint.
 
-    python -m shared.simulator store  --url http://127.0.0.1:8080/ --secret S [--rate 50] [--days 14]
-    python -m shared.simulator retail --url http://127.0.0.1:8080/ --secret S
-    python -m shared.simulator store --dry-run            # what would be sent, no network
+    python -m devkit.simulator store  --url http://127.0.0.1:8080/ --secret S [--rate 50] [--days 14]
+    python -m devkit.simulator retail --url http://127.0.0.1:8080/ --secret S
+    python -m devkit.simulator store --dry-run            # what would be sent, no network
 
 Prints a JSON report; exits 1 when some event was never accepted.
 """
@@ -17,20 +17,20 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import date
 
-from shared.simulator.events import (
+from devkit.simulator.events import (
     DEFAULT_API_VERSION,
     DEFAULT_SHOP_DOMAIN,
     StoreSimulator,
     WebhookEvent,
     summarize_events,
 )
-from shared.simulator.retail import RETAIL_SHOP_DOMAIN, retail_events, retail_summary
-from shared.simulator.sender import send_webhooks
+from devkit.simulator.retail import RETAIL_SHOP_DOMAIN, retail_events, retail_summary
+from devkit.simulator.sender import send_webhooks
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.simulator", description="Send simulated Shopify webhooks to a local endpoint."
+        prog="python -m devkit.simulator", description="Send simulated Shopify webhooks to a local endpoint."
     )
     sub = parser.add_subparsers(dest="source", required=True)
     store = sub.add_parser("store", help="a seeded synthetic store (orders, refunds, products, inventory)")
@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     store.add_argument("--variants", type=int, default=50)
     store.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     store.add_argument("--shop", default=DEFAULT_SHOP_DOMAIN)
-    retail.add_argument("--csv", default=None, help="path of online_retail_sample.csv (default: shared/data)")
+    retail.add_argument(
+        "--csv", default=None, help="path of the retail CSV (default: devkit/data/online_retail_sample.csv)"
+    )
     retail.add_argument("--shop", default=RETAIL_SHOP_DOMAIN)
     return parser
 

@@ -27,7 +27,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from shared.simulator.catalogue import Catalogue, build_catalogue
+from devkit.simulator.catalogue import Catalogue, build_catalogue
 
 # Monday .. Sunday; a typical online store: weekend peak, quiet Tuesday/Wednesday.
 DEFAULT_WEEKLY: tuple[float, ...] = (0.95, 0.88, 0.90, 0.95, 1.05, 1.20, 1.12)

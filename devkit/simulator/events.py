@@ -35,9 +35,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from shared.simulator.catalogue import Catalogue, Product, build_catalogue
-from shared.simulator.demand import DailyDemand, DemandConfig, Promotion, generate_demand
-from shared.simulator.payloads import (
+from devkit.simulator.catalogue import Catalogue, Product, build_catalogue
+from devkit.simulator.demand import DailyDemand, DemandConfig, Promotion, generate_demand
+from devkit.simulator.payloads import (
     AddressSpec,
     CustomerSpec,
     JsonDict,

@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from shared.simulator.catalogue import Catalogue, build_catalogue
-from shared.simulator.demand import DailyDemand, DemandConfig, generate_demand, promotion_calendar
-from shared.simulator.events import _HOURLY, DEFAULT_API_VERSION, DEFAULT_SHOP_DOMAIN, StoreConfig
+from devkit.simulator.catalogue import Catalogue, build_catalogue
+from devkit.simulator.demand import DailyDemand, DemandConfig, generate_demand, promotion_calendar
+from devkit.simulator.events import _HOURLY, DEFAULT_API_VERSION, DEFAULT_SHOP_DOMAIN, StoreConfig
 
 if TYPE_CHECKING:
     from shared.ports import Warehouse

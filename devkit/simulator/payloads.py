@@ -28,7 +28,7 @@ from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from shared.simulator.catalogue import Product
+from devkit.simulator.catalogue import Product
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from devkit.pull_loader import store_batch
+from devkit.simulator.events import WebhookEvent, headers
 from shared.ingest import accept_webhook
 from shared.logs import get_logger
 from shared.ports import Warehouse
-from shared.pull_loader import store_batch
 from shared.settings import Settings
-from shared.simulator.events import WebhookEvent, headers
 from shared.validation import plan_load
 
 _SECRET = "replay-secret"  # noqa: S105 - signs and verifies in-process only, never a real secret

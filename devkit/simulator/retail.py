@@ -1,6 +1,6 @@
 """Replay of real retail transactions (UCI "Online Retail" sample) as ``orders/create`` webhooks.
 
-The file (``shared/data/online_retail_sample.csv`` next to the repo; see its README) holds
+The file (``devkit/data/online_retail_sample.csv``; see ``devkit/data/README.md``) holds
 5,000 invoice lines of a UK online gift-ware retailer, 2010-12-01..2011-02-23. The mapping:
 
 * an invoice (``InvoiceNo``) is an order, ``created_at`` its earliest ``InvoiceDate``; every
@@ -49,9 +49,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from shared.settings import REPO_ROOT
-from shared.simulator.events import DEFAULT_API_VERSION, EventFactory, WebhookEvent
-from shared.simulator.payloads import (
+from devkit import DATA_DIR
+from devkit.simulator.events import DEFAULT_API_VERSION, EventFactory, WebhookEvent
+from devkit.simulator.payloads import (
     AddressSpec,
     CustomerSpec,
     JsonDict,
@@ -150,11 +150,11 @@ class RetailSummary:
 
 
 def default_retail_csv() -> Path:
-    """``$SHOPML_RETAIL_CSV``, else ``<repo>/../shared/data/online_retail_sample.csv``."""
+    """``$SHOPML_RETAIL_CSV``, else ``devkit/data/online_retail_sample.csv``."""
     override = os.environ.get(RETAIL_CSV_ENV)
     if override:
         return Path(override)
-    return Path(REPO_ROOT).parent / "shared" / "data" / "online_retail_sample.csv"
+    return DATA_DIR / "online_retail_sample.csv"
 
 
 def parse_invoice_date(text: str) -> datetime:
@@ -263,10 +263,6 @@ def stock_code_root(code: str) -> str:
 
 def variant_id_for(code: str) -> int:
     return VARIANT_ID_BASE + _hash("variant", code) % VARIANT_ID_SPAN
-
-
-def inventory_item_id_for(code: str) -> int:
-    return INVENTORY_ITEM_ID_BASE + _hash("variant", code) % VARIANT_ID_SPAN
 
 
 def product_id_for(code: str) -> int:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared.simulator.events import WebhookEvent, headers
+from devkit.simulator.events import WebhookEvent, headers
 
 NO_ANSWER = 0  # status_counts key for a delivery that got no HTTP answer
 

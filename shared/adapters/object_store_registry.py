@@ -28,7 +28,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, TransientError
 from shared.ports import ModelVersion, ObjectStore
 from shared.registry import (
     CARD_FILE,
@@ -118,7 +118,8 @@ class ObjectStoreRegistry:
         if aliases:
             self._move_aliases(model, {alias: version for alias in aliases})
         registered = self._version(model, version, self._aliases(model))
-        assert registered is not None
+        if registered is None:
+            raise TransientError(f"{model} {version} was written but cannot be read back; try again")
         return registered
 
     def set_alias(self, model: str, alias: str, version: str) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from shared.errors import TransientError
 from shared.features.views import JOIN_KEY, STRING_FEATURES, view_of
+from shared.times import parse_timestamp
 
 PRESENT = "PRESENT"
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
@@ -53,11 +54,11 @@ class FeatureValue:
     event_time: datetime | None  # None when the server sent the epoch (nothing stored)
 
 
-def parse_timestamp(text: str) -> datetime | None:
-    """An RFC 3339 time from the server; the epoch (what Feast sends for "none") → None."""
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return None if moment.timestamp() == 0 else moment
+def feature_event_time(text: str) -> datetime | None:
+    """A value's event time from the server; the epoch (what Feast sends for "none") and an
+    unreadable stamp are None (no time: the TTL rule then treats the value as missing)."""
+    moment = parse_timestamp(text)
+    return None if moment is None or moment.timestamp() == 0 else moment
 
 
 def fresh_value(found: FeatureValue | None, ttl: timedelta, now: datetime, *, numeric: bool = True) -> Any:
@@ -117,7 +118,7 @@ def parse_response(
             continue
         seen.add(full)
         for vid, value, status, stamp in zip(variant_ids, values, statuses, stamps, strict=True):
-            out[vid][feature] = FeatureValue(value, str(status), parse_timestamp(str(stamp)))
+            out[vid][feature] = FeatureValue(value, str(status), feature_event_time(str(stamp)))
     missing = sorted(set(wanted) - seen)
     if missing:
         raise ValueError(f"response lacks features {missing}")

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.features.online import FeatureValue, OnlineFeatures, fresh_value, online_features
 from shared.features.views import CREATED_TIMESTAMP, EVENT_TIMESTAMP, JOIN_KEY, PUSH_SOURCE, VARIANT_STATE
+from shared.times import as_utc
 
 if TYPE_CHECKING:
     from shared.logs import StructuredLogger
@@ -83,17 +84,13 @@ class PushReport:
         }
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def merge_updates(updates: Iterable[StateUpdate]) -> dict[int, StateUpdate]:
     """One update per variant: the newest event time, each feature's newest value."""
     merged: dict[int, StateUpdate] = {}
-    for update in sorted(updates, key=lambda u: _utc(u.event_time)):
+    for update in sorted(updates, key=lambda u: as_utc(u.event_time)):
         before = merged.get(update.variant_id)
         values = {**before.values, **update.values} if before else dict(update.values)
-        merged[update.variant_id] = StateUpdate(update.variant_id, _utc(update.event_time), values)
+        merged[update.variant_id] = StateUpdate(update.variant_id, as_utc(update.event_time), values)
     return merged
 
 
@@ -153,10 +150,10 @@ def push_state(
 ) -> PushReport:
     """Push the updates that are newer than what the online store holds (see module doc for the
     race that remains). Raises ``FeatureServerUnavailable`` when the server fails."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     updates = list(updates)
     # Only what could be pushed is read (a backfill replaying old events costs no round trip).
-    ids = sorted({u.variant_id for u in updates if now - _utc(u.event_time) <= VARIANT_STATE.ttl})
+    ids = sorted({u.variant_id for u in updates if now - as_utc(u.event_time) <= VARIANT_STATE.ttl})
     if not ids:
         return plan_pushes(updates, {}, now)[1]
     current = client.read(ids, VARIANT_STATE.features, timeout_s=PUSH_TIMEOUT_S)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from shared.features.views import (
     STRING_FEATURES,
     VIEWS,
 )
+from shared.times import day_start_utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,12 +211,6 @@ def apply(home: Path) -> list[str]:
     return [view.name for view in store.list_feature_views()]
 
 
-def _utc(day: date | datetime) -> datetime:
-    if isinstance(day, datetime):
-        return day.replace(tzinfo=UTC) if day.tzinfo is None else day.astimezone(UTC)
-    return datetime.combine(day, time(0), tzinfo=UTC)
-
-
 def materialize(home: Path, start: date | datetime, end: date | datetime) -> dict[str, str]:
     """Copy the latest row per variant with an event time in [start, end] to the online store.
 
@@ -228,7 +223,7 @@ def materialize(home: Path, start: date | datetime, end: date | datetime) -> dic
     ``end`` and this run is overwritten by the 00:00 row until the next push. Run it right
     after midnight. (Redis keeps the newer event and has no such window.)
     """
-    begin, finish = _utc(start), _utc(end) + timedelta(seconds=1)
+    begin, finish = day_start_utc(start), day_start_utc(end) + timedelta(seconds=1)
     feature_store(home).materialize(start_date=begin, end_date=finish)
     return {"start": begin.isoformat(), "end": finish.isoformat()}
 

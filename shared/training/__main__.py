@@ -29,8 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.training",
         description="Build the feature table for the window, train and check the demand model, and "
-        "register it (candidate if it is not worse than the champion). Exit 0 registered, 2 bad "
-        "input, 3 ONNX parity failed (nothing registered), 1 transient failure.",
+        "register it (candidate if it beats every baseline and is not worse than the champion). "
+        "Exit 0 registered, 2 bad input, 3 ONNX parity failed (nothing registered), 1 transient failure.",
     )
     parser.add_argument("--start", type=_day, required=True, help="first day of the data window")
     parser.add_argument("--end", type=_day, required=True, help="last day of the data window (inclusive)")
@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wape_model": outcome.card["wape_model"],
         "wape_seasonal_naive": outcome.card["wape_seasonal_naive"],
         "wape_moving_average_28": outcome.card["wape_moving_average_28"],
+        "wape_zero": outcome.card["wape_zero"],
+        "gate": outcome.card["gate"]["verdict"],
+        "reasons": outcome.card["reasons"],
+        "best_baseline": outcome.card["best_baseline"],
     }
     print(json.dumps(summary))
     return 0

@@ -12,6 +12,7 @@ from shared import bootstrap
 from shared.logs import get_logger
 from shared.ports import EventPublisher, ModelRegistry, ModelVersion, Warehouse
 from shared.training.export import ParityError
+from shared.training.gate import GateRules
 from shared.training.trainer import Champion, TrainerConfig, TrainingResult, next_version, train
 
 CHAMPION_ALIASES: tuple[str, ...] = ("live", "candidate")
@@ -63,11 +64,13 @@ def run(
     logger.info("feature table built", rows=len(frame), seconds=round(feature_seconds, 2), run_id=run_id)
 
     champion = find_champion(registry, model)
-    result: TrainingResult = train(frame, config, champion, tolerance=settings.champion_tolerance)
+    rules = GateRules(settings.gate_wape_margin, settings.gate_rmsse_margin, settings.gate_max_abs_bias)
+    result: TrainingResult = train(
+        frame, config, champion, tolerance=settings.champion_tolerance, gate_rules=rules
+    )
     if not result.parity.ok:
         raise ParityError(
-            f"ONNX parity failed: max abs difference {result.parity.max_abs_diff:.3g} > "
-            f"{result.parity.tolerance:g} on {result.parity.rows} holdout rows; the model is not registered"
+            f"ONNX parity failed: {result.parity.describe()} on the holdout; the model is not registered"
         )
     version = next_version(registry.versions(model), result.card["features"])
     card = {
@@ -87,6 +90,9 @@ def run(
         decision=result.decision,
         wape_model=card["wape_model"],
         wape_seasonal_naive=card["wape_seasonal_naive"],
+        gate=card["gate"]["verdict"],
+        reasons=card["reasons"],
+        best_baseline=card["best_baseline"],
         run_id=run_id,
     )
     return RunOutcome(model, version, result.decision, registered, card, feature_seconds)

@@ -24,6 +24,7 @@ from shared.errors import PermanentError
 from shared.ports import ModelVersion
 from shared.training import dataset, export, metrics
 from shared.training.dataset import MAX_HORIZON, MODEL_FEATURES
+from shared.training.gate import BASELINES, GateRules, judge
 
 EPOCH = date(1970, 1, 1)
 
@@ -86,7 +87,7 @@ class TrainingResult:
     booster: Any
     onnx_model: bytes
     parity: export.Parity
-    decision: str  # "promote" or "reject"
+    decision: str  # "promote" or "reject" (the gate and the champion check both must pass)
     card: dict[str, Any]
     timings: dict[str, float]
     holdout: dataset.Rows  # the rows the card's metrics and the parity check were computed on
@@ -154,14 +155,59 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def baseline_forecasts(rows: dataset.Rows) -> dict[str, np.ndarray]:
+    return {
+        "zero": np.zeros(rows.size),
+        "seasonal_naive": rows.seasonal_naive,
+        "moving_average_28": rows.moving_average_28,
+    }
+
+
+def evaluate_window(
+    panel: dataset.Panel, rows: dataset.Rows, cutoff: int, forecasts: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """Every forecaster on the rows after ``cutoff``, RMSSE scaled by the history up to it."""
+    scale = metrics.scales(panel.variant_id, panel.day, panel.units, panel.state[:, 0], cutoff)
+    return {
+        name: metrics.evaluate(rows.label, forecast, rows.horizon, rows.variant_id, scale)
+        for name, forecast in forecasts.items()
+    }
+
+
+def _headline(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Overall numbers per forecaster, for the fold table and the summary."""
+    return {
+        name: {
+            **{key: entry["overall"][key] for key in (*metrics.METRICS, "actual_units")},
+            "rmsse_mean": entry["overall"]["rmsse"]["mean"],
+            "rmsse_weighted": entry["overall"]["rmsse"]["weighted"],
+        }
+        for name, entry in evaluation.items()
+    }
+
+
+def cv_summary(windows: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float | None]]:
+    """Mean of each headline metric over the windows (folds and holdout), per forecaster."""
+    summary: dict[str, dict[str, float | None]] = {}
+    for name in windows[0]:
+        summary[name] = {}
+        for key in windows[0][name]:
+            values = [w[name][key] for w in windows if w[name][key] is not None]
+            summary[name][key] = float(np.mean(values)) if values else None
+    return summary
+
+
 def train(
     frame: pd.DataFrame,
     config: TrainerConfig | None = None,
     champion: Champion | None = None,
     tolerance: float = 0.02,
+    gate_rules: GateRules | None = None,
 ) -> TrainingResult:
-    """Cross-validate, fit, evaluate against baselines and the champion, export and check parity."""
+    """Cross-validate, fit, evaluate against the baselines and the champion, gate, export and
+    check parity."""
     config = config or TrainerConfig()
+    gate_rules = gate_rules or GateRules()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     sold = dataset.active_variants(frame)
@@ -187,6 +233,9 @@ def train(
         booster = _fit(config, train_rows, valid_rows, config.max_rounds)
         best = int(booster.best_iteration or booster.current_iteration())
         forecast = booster.predict(valid_rows.inputs, num_iteration=best)
+        fold_eval = evaluate_window(
+            panel, valid_rows, fold_cutoff, {"model": forecast, **baseline_forecasts(valid_rows)}
+        )
         folds.append(
             {
                 "cutoff": _date(fold_cutoff),
@@ -196,6 +245,8 @@ def train(
                 "model": metrics.score(valid_rows.label, forecast),
                 "seasonal_naive": metrics.score(valid_rows.label, valid_rows.seasonal_naive),
                 "moving_average_28": metrics.score(valid_rows.label, valid_rows.moving_average_28),
+                "metrics": _headline(fold_eval),
+                "horizons_without_sales": fold_eval["model"]["horizons_without_sales"],
             }
         )
     rounds = max(1, int(np.median([fold["best_iteration"] for fold in folds])))
@@ -205,15 +256,7 @@ def train(
 
     holdout = dataset.holdout_rows(panel, cutoff, config.holdout_days)
     native = booster.predict(holdout.inputs)
-    forecasts = {
-        "model": native,
-        "seasonal_naive": holdout.seasonal_naive,
-        "moving_average_28": holdout.moving_average_28,
-    }
-    evaluation: dict[str, Any] = {
-        name: metrics.score_by_horizon(holdout.label, forecast, holdout.horizon)
-        for name, forecast in forecasts.items()
-    }
+    evaluation = evaluate_window(panel, holdout, cutoff, {"model": native, **baseline_forecasts(holdout)})
 
     export_started = time.perf_counter()
     onnx_model = export.to_onnx(booster, len(MODEL_FEATURES))
@@ -229,11 +272,20 @@ def train(
             champion_entry = {"version": champion.version, "comparable": False}
         else:
             theirs = export.onnx_predict(export.onnx_session(champion.onnx_model, threads=2), matrix)
-            evaluation["champion"] = metrics.score_by_horizon(holdout.label, theirs, holdout.horizon)
-            champion_wape = float(evaluation["champion"]["overall"]["wape"])
+            evaluation.update(evaluate_window(panel, holdout, cutoff, {"champion": theirs}))
+            champion_wape = _float(evaluation["champion"]["overall"]["wape"])
             champion_entry = {"version": champion.version, "comparable": True, "wape": champion_wape}
-    candidate_wape = float(evaluation["model"]["overall"]["wape"])
-    decision = decide(candidate_wape, champion_wape, tolerance)
+    candidate_wape = _float(evaluation["model"]["overall"]["wape"])
+    champion_decision = decide(candidate_wape, champion_wape, tolerance)
+    verdict = judge(evaluation, gate_rules)
+    decision = "promote" if verdict.passed and champion_decision == "promote" else "reject"
+    reasons = list(verdict.reasons)
+    if champion_decision != "promote":
+        reasons.append(
+            f"WAPE {candidate_wape:.4f} is worse than the champion's {champion_wape:.4f} by more than "
+            f"{tolerance:.1%}"
+        )
+    holdout_headline = _headline({name: evaluation[name] for name in ("model", *BASELINES)})
 
     reference = dataset.reference_distributions(train_rows.features, MODEL_FEATURES)
     timings["total_s"] = time.perf_counter() - started
@@ -260,19 +312,31 @@ def train(
         "objective": config.objective,
         "parameters": {**asdict(config), "num_boost_round": rounds},
         "cross_validation": folds,
+        "cv_summary": cv_summary([fold["metrics"] for fold in folds] + [holdout_headline]),
         "metrics": evaluation,
+        "horizons_without_sales": evaluation["model"]["horizons_without_sales"],
         "wape_model": candidate_wape,
-        "wape_seasonal_naive": float(evaluation["seasonal_naive"]["overall"]["wape"]),
-        "wape_moving_average_28": float(evaluation["moving_average_28"]["overall"]["wape"]),
+        "wape_seasonal_naive": _float(evaluation["seasonal_naive"]["overall"]["wape"]),
+        "wape_moving_average_28": _float(evaluation["moving_average_28"]["overall"]["wape"]),
+        "wape_zero": _float(evaluation["zero"]["overall"]["wape"]),
+        "rmsse": {name: evaluation[name]["overall"]["rmsse"] for name in evaluation},
+        "gate": verdict.to_card(),
+        "best_baseline": verdict.best_baseline,
+        "decision": decision,
+        "reasons": reasons,
         "champion": {
             **(champion_entry or {"version": None}),
             "tolerance": tolerance,
-            "decision": decision,
+            "decision": champion_decision,
             "candidate_wape": candidate_wape,
         },
         "parity": {
             "max_abs_diff": parity.max_abs_diff,
-            "tolerance": parity.tolerance,
+            "max_rel_diff": parity.max_rel_diff,
+            "atol": parity.atol,
+            "rtol": parity.rtol,
+            "tolerance": f"|onnx - native| <= {parity.atol:g} + {parity.rtol:g} * |native| on every row",
+            "violations": parity.violations,
             "rows": parity.rows,
             "ok": parity.ok,
         },
@@ -285,6 +349,11 @@ def train(
         "environment": _environment(),
     }
     return TrainingResult(booster, onnx_model, parity, decision, card, timings, holdout)
+
+
+def _float(value: float | None) -> float:
+    """A card metric as a float (NaN where it is undefined, e.g. nothing sold)."""
+    return float("nan") if value is None else float(value)
 
 
 def _environment() -> dict[str, str]:

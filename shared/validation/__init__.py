@@ -15,7 +15,7 @@ from shared.validation.plan import (
     plan_load,
     rejection_row,
 )
-from shared.validation.schema import known_topics, topic_schemas
+from shared.validation.schema import topic_schemas
 
 TYPED_TABLES: tuple[str, ...] = (
     "orders",
@@ -35,7 +35,6 @@ __all__ = [
     "TYPED_TABLES",
     "LoadPlan",
     "Reason",
-    "known_topics",
     "plan_load",
     "rejection_row",
     "topic_schemas",

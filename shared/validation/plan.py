@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.times import as_utc, parse_timestamp
 from shared.validation.rows import BUILDERS, Pii, Rows, product_tombstone
 from shared.validation.schema import Issues, topic_schemas, walker_of
-from shared.validation.values import BadValue, describe, json_type, to_timestamp
+from shared.validation.values import describe, json_type
 
 RAW_TABLE = "raw_events"
 REJECTED_TABLE = "rejected_events"
@@ -88,21 +89,6 @@ class LoadPlan:
         return rows, ids
 
 
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return to_timestamp(value)
-    except BadValue:  # a malformed attribute is treated as absent
-        return None
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def plan_load(
     attributes: Mapping[str, str],
     data: bytes,
@@ -118,14 +104,15 @@ def plan_load(
     ``data`` the exact webhook body, ``now`` the load time (``loaded_at`` / ``rejected_at``).
     ``received_at`` comes from the attribute, else ``publish_time``, else ``now``.
     """
-    now = _aware(now) or datetime.now(UTC)
+    now = as_utc(now) if now is not None else datetime.now(UTC)
     attrs = {str(k): str(v) for k, v in attributes.items()}
     webhook_id = attrs.get("webhook_id") or None
     shop = (attrs.get("shop_domain") or "").lower() or None
     topic = attrs.get("shopify_topic") or None
     api_version = attrs.get("api_version") or None
-    received_at = _timestamp(attrs.get("received_at")) or _aware(publish_time) or now
-    triggered_at = _timestamp(attrs.get("triggered_at"))
+    published = as_utc(publish_time) if publish_time is not None else None
+    received_at = parse_timestamp(attrs.get("received_at") or "") or published or now
+    triggered_at = parse_timestamp(attrs.get("triggered_at") or "")
 
     issues = Issues()
     for name in REQUIRED_ATTRIBUTES:
@@ -183,7 +170,7 @@ def plan_load(
         "source": meta["source"],
         "triggered_at": triggered_at,
         "received_at": received_at,
-        "publish_time": _aware(publish_time),
+        "publish_time": as_utc(publish_time) if publish_time is not None else None,
         "attributes_json": json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         "body": body_text,
         "body_encoding": encoding,
@@ -219,7 +206,8 @@ def plan_load(
             api_known,
         )
 
-    assert schema is not None and shop is not None and webhook_id is not None
+    if schema is None or shop is None or webhook_id is None:  # every None path returned above
+        raise RuntimeError("plan_load reached the load step without a schema, shop or webhook id")
     pii = Pii(store_pii, pii_hash_key.encode("utf-8"))
     if schema.body == "ProductDeletion":
         rows: Rows = product_tombstone(normalised, meta, shop, triggered_at or received_at)

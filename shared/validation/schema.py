@@ -20,7 +20,7 @@ import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,7 +299,8 @@ def _convert(f: Field, value: Any, path: str, drift: str, issues: Issues) -> Any
         issues.reject(path, f.expected, describe(value))
         return None
     item = f.item
-    assert item is not None
+    if item is None:  # a list field's spec always names its item type; guard a malformed schema
+        raise TypeError(f"schema field {path!r} is a list without an item type")
     result: list[Any] = []
     item_drift = drift + "[]"
     for index, element in enumerate(value):
@@ -323,11 +324,6 @@ def walker_of(spec: ObjectSpec) -> Walker:
     if spec.walker is None:
         spec.walker = compile_walker(spec)
     return spec.walker
-
-
-def known_topics() -> Iterable[str]:
-    """The Shopify topics that have a body schema."""
-    return topic_schemas().keys()
 
 
 # --- Compiled walkers -------------------------------------------------------------------------

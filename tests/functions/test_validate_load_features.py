@@ -13,8 +13,8 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from devkit.local.processes import free_port
 from shared import bootstrap
-from shared.local.processes import free_port
 from shared.settings import Settings
 from tests.unit.test_loading import MemoryWarehouse
 

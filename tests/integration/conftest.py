@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from devkit.local.stack import LocalStack, StackInfo
 from shared.adapters.pubsub import admin_clients
-from shared.local.stack import LocalStack, StackInfo
 from tests.conftest import SECRET
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import requests
 
+from devkit.local.processes import pid_alive
+from devkit.local.stack import LocalStack, StackInfo
 from shared.features import COLUMNS
 from shared.features.online import FeatureServerUnavailable, OnlineFeatures
 from shared.features.push import StateUpdate, push_body, push_state
-from shared.local.processes import pid_alive
-from shared.local.stack import LocalStack, StackInfo
 from tests.conftest import SECRET, shopify_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

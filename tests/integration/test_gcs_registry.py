@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.local_registry import ObjectStoreRegistry
+from shared.adapters.object_store_registry import ObjectStoreRegistry
 from shared.adapters.object_stores import GcsObjectStore, create_object_store
 from shared.registry import VersionExists, register_model
 from tests.conftest import RecordingPublisher

@@ -11,8 +11,8 @@ import uuid
 import pytest
 import requests
 
+from devkit.local.stack import LocalStack, StackInfo
 from shared.adapters.pubsub import admin_clients, ensure_topology
-from shared.local.stack import LocalStack, StackInfo
 from shared.topology import load_topology
 from tests.conftest import SECRET, shopify_headers
 

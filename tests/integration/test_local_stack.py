@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.local.processes import pid_alive, processes_with_marker
-from shared.local.stack import LocalStack, read_state
+from devkit.local.processes import pid_alive, processes_with_marker
+from devkit.local.stack import LocalStack, read_state
 from shared.topology import load_topology
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def test_up_then_down_leaves_no_process(tmp_path: Path) -> None:
 
 def test_a_second_up_on_the_same_home_is_refused(tmp_path: Path) -> None:
     with LocalStack(tmp_path) as info:
-        from shared.local.processes import StackError
+        from devkit.local.processes import StackError
 
         with pytest.raises(StackError, match="already running"):
             LocalStack(tmp_path).up()
@@ -50,7 +50,7 @@ def test_a_second_up_on_the_same_home_is_refused(tmp_path: Path) -> None:
 
 def test_cli_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.local", "up", "--foreground", "--home", str(tmp_path)],
+        [sys.executable, "-m", "devkit.local", "up", "--foreground", "--home", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -72,7 +72,7 @@ def test_cli_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
 
 def test_ctrl_c_during_start_up_leaves_no_process(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.local", "up", "--foreground", "--home", str(tmp_path)],
+        [sys.executable, "-m", "devkit.local", "up", "--foreground", "--home", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -91,7 +91,7 @@ def test_ctrl_c_during_start_up_leaves_no_process(tmp_path: Path) -> None:
 
 def test_cli_down_stops_a_detached_stack(tmp_path: Path) -> None:
     up = subprocess.run(
-        [sys.executable, "-m", "shared.local", "up", "--home", str(tmp_path)],
+        [sys.executable, "-m", "devkit.local", "up", "--home", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=90,
@@ -100,7 +100,7 @@ def test_cli_down_stops_a_detached_stack(tmp_path: Path) -> None:
     state = read_state(tmp_path)
     assert state is not None and all(pid_alive(pid) for pid in state.pids.values())
     down = subprocess.run(
-        [sys.executable, "-m", "shared.local", "down", "--home", str(tmp_path)],
+        [sys.executable, "-m", "devkit.local", "down", "--home", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from shared.local.stack import LocalStack, StackInfo
-from shared.simulator.events import EventFactory, StoreSimulator, WebhookEvent
-from shared.simulator.retail import retail_events
-from shared.simulator.sender import send_webhooks
+from devkit.local.stack import LocalStack, StackInfo
+from devkit.simulator.events import EventFactory, StoreSimulator, WebhookEvent
+from devkit.simulator.retail import retail_events
+from devkit.simulator.sender import send_webhooks
 from shared.warehouse import create_warehouse
 from tests.conftest import SECRET
 

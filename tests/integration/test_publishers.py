@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.local.stack import LocalStack
 from shared.adapters.pubsub import PubSubPublisher
-from shared.adapters.pubsub_fast import GroupCommitPublisher
+from shared.adapters.pubsub_group_commit import GroupCommitPublisher
 from shared.errors import PublishFailed
-from shared.local.stack import LocalStack
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration

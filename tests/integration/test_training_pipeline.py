@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.simulator.history import write_history
 from shared import bootstrap
-from shared.adapters.local_registry import ObjectStoreRegistry
+from shared.adapters.object_store_registry import ObjectStoreRegistry
 from shared.adapters.object_stores import create_object_store
 from shared.settings import REPO_ROOT, Settings
-from shared.simulator.history import write_history
 from shared.training.export import onnx_predict, onnx_session
 from shared.training.run import run
 from shared.training.trainer import TrainerConfig

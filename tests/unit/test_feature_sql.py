@@ -1,7 +1,7 @@
 """Daily demand features (shared/sql/features/variant_daily_features.sql) on DuckDB.
 
 Three kinds of test: hand-made tables with known answers for every feature family; the
-generated history (shared/simulator/history.py) against the demand model it came from; and
+generated history (devkit/simulator/history.py) against the demand model it came from; and
 the leakage test: cutting every row stamped at or after 00:00 of D must leave every feature
 of D (all but the label) and every column of the days before D unchanged. The leakage check
 itself is shown to catch SQL that reads day D.
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.simulator.demand import promo_distance
+from devkit.simulator.history import History, generate_history, write_tables
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.features import COLUMNS
 from shared.features.build import build_features, feature_sql
-from shared.simulator.demand import promo_distance
-from shared.simulator.history import History, generate_history, write_tables
 from shared.warehouse import sample_row
 
 SHOP = "features-test.myshopify.com"

@@ -1,4 +1,4 @@
-"""Bulk history (shared/simulator/history.py): rows that fit the typed tables, consistent with
+"""Bulk history (devkit/simulator/history.py): rows that fit the typed tables, consistent with
 the demand model, the same for the same seed, written in bulk or row by row alike."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-from shared.simulator.events import StoreSimulator
-from shared.simulator.history import (
+from devkit.simulator.events import StoreSimulator
+from devkit.simulator.history import (
     HISTORY_TABLES,
     History,
     frame_rows,
     generate_history,
     write_history,
 )
+from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.warehouse import RowDoesNotFit, conform_rows, load_schema
 
 START, END = date(2024, 1, 1), date(2024, 4, 1)  # [start, end)

@@ -19,10 +19,10 @@ from shared.features.online import (
     IdTokenAuth,
     OnlineFeatures,
     apply_ttl,
+    feature_event_time,
     feature_refs,
     fresh_value,
     parse_response,
-    parse_timestamp,
 )
 from shared.features.views import VARIANT_HISTORY, VARIANT_STATE, VIEWS, view_of
 
@@ -146,8 +146,8 @@ def test_fresh_exactly_when_no_older_than_the_ttl(age_s: int, ttl_s: int) -> Non
         ("1970-01-01T00:00:00Z", None),
     ],
 )
-def test_parse_timestamp_precisions(text: str, expected: datetime | None) -> None:
-    assert parse_timestamp(text) == expected
+def test_feature_event_time_precisions_and_the_epoch_as_none(text: str, expected: datetime | None) -> None:
+    assert feature_event_time(text) == expected
 
 
 def test_parse_rejects_a_response_of_another_shape() -> None:

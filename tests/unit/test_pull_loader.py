@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from devkit.pull_loader import store_batch
 from shared.errors import TransientError
-from shared.pull_loader import store_batch
 from shared.validation import LoadPlan, plan_load
 from tests.unit.test_loading import ORDER, MemoryWarehouse
 
@@ -88,8 +88,8 @@ class FakeSubscriber:
 
 
 def test_the_pull_loader_runs_the_post_load_hook_for_loaded_events_only() -> None:
+    from devkit.pull_loader import PullLoader
     from shared.logs import get_logger
-    from shared.pull_loader import PullLoader
     from shared.settings import Settings
 
     attributes = {"shopify_topic": "orders/create", "shop_domain": "demo-store.myshopify.com",

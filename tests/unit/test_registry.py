@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared import bootstrap
-from shared.adapters.local_registry import ObjectStoreRegistry
+from shared.adapters.object_store_registry import ObjectStoreRegistry
 from shared.adapters.object_stores import GcsObjectStore, LocalObjectStore, check_key, create_object_store
 from shared.errors import PermanentError
 from shared.registry import (

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.simulator.events import headers
-from shared.simulator.payloads import money_fields
-from shared.simulator.retail import (
+from devkit.simulator.events import headers
+from devkit.simulator.payloads import money_fields
+from devkit.simulator.retail import (
     LONDON,
     RETAIL_CSV_ENV,
     RetailData,

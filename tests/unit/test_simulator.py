@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.settings import STORE_TOPICS
-from shared.simulator import __main__ as cli
-from shared.simulator.catalogue import PRODUCT_ID_BASE, VARIANT_ID_BASE, build_catalogue
-from shared.simulator.demand import (
+from devkit.simulator import __main__ as cli
+from devkit.simulator.catalogue import PRODUCT_ID_BASE, VARIANT_ID_BASE, build_catalogue
+from devkit.simulator.demand import (
     DailyDemand,
     DemandConfig,
     generate_demand,
@@ -30,10 +29,12 @@ from shared.simulator.demand import (
     promotion_calendar,
     simulate_demand,
 )
-from shared.simulator.events import StoreConfig, StoreSimulator, WebhookEvent, headers
-from shared.simulator.payloads import money, money_fields
-from shared.simulator.sender import NO_ANSWER, check_loopback, send_webhooks
-from shared.webhooks import parse_timestamp, parse_webhook_headers, verify_webhook_signature
+from devkit.simulator.events import StoreConfig, StoreSimulator, WebhookEvent, headers
+from devkit.simulator.payloads import money, money_fields
+from devkit.simulator.sender import NO_ANSWER, check_loopback, send_webhooks
+from shared.settings import STORE_TOPICS
+from shared.times import parse_timestamp
+from shared.webhooks import parse_webhook_headers, verify_webhook_signature
 
 MONEY = re.compile(r"^\d+\.\d{2}$")
 SECRET = "shpss_test_secret"
