@@ -41,7 +41,15 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PY) -c "import functions_framework, google.cloud.pubsub_v1, shared" || { echo "install failed: see $(VENV)/pip-install.log"; exit 1; }
 	@touch $(STAMP)
 
-install: $(STAMP) system-deps
+# The console script `shopml` (pyproject's [project.scripts] entry point), written the way pip
+# writes one; the repo is on the venv's path through the .pth above, so nothing is built.
+SHOPML_BIN := $(VENV)/bin/shopml
+$(SHOPML_BIN): $(STAMP) pyproject.toml
+	@printf '#!%s\nimport sys\nfrom devkit.cli import main\nsys.exit(main())\n' "$$(cd $(VENV)/bin && pwd)/python" > $@
+	@chmod +x $@
+	@$@ --help > /dev/null || { echo "the shopml command does not start"; exit 1; }
+
+install: $(STAMP) $(SHOPML_BIN) system-deps
 
 # Debian packages the tests and benchmarks use (promtool, wrk). Installed only when missing.
 system-deps:
@@ -61,7 +69,7 @@ $(CHECKOV_STAMP):
 	@touch $(CHECKOV_STAMP)
 
 demo: install
-	$(PY) -m devkit.demo $(if $(QUICK),--quick,)
+	$(SHOPML_BIN) demo $(if $(QUICK),--quick,)
 
 test: install $(CHECKOV_STAMP) $(TEST_PREREQS)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -91,10 +99,10 @@ infra-check: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
 
 stack-up: install
-	$(PY) -m devkit.local up
+	$(SHOPML_BIN) stack up
 
 stack-down:
-	@test -x $(PY) && $(PY) -m devkit.local down || true
+	@test -x $(SHOPML_BIN) && $(SHOPML_BIN) stack down || true
 
 clean: stack-down
 	rm -rf .shopml demo-report bench/out .pytest_cache .mypy_cache .ruff_cache

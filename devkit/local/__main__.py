@@ -1,4 +1,4 @@
-"""``python -m devkit.local up|down|status`` — the local stack from the command line."""
+"""``shopml stack up|down|status`` (also ``python -m devkit.local``): the local stack."""
 
 from __future__ import annotations
 
@@ -14,29 +14,16 @@ from devkit.local.stack import LocalStack, read_state
 from shared.settings import get_settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devkit.local", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument(
-        "--home", type=Path, default=None, help="state folder (default: SHOPML_HOME or .shopml)"
-    )
-    parser.add_argument(
-        "--foreground", action="store_true", help="with up: stay attached; Ctrl-C stops the stack"
-    )
-    parser.add_argument(
-        "--feature-server",
-        action="store_true",
-        help="with up: also run the Feast feature server (~5 s, ~390 MB) and point the functions at it",
-    )
-    args = parser.parse_args(argv)
-    home = args.home or get_settings().home
-    stack = LocalStack(home, feature_server=args.feature_server)
+def run_stack_command(action: str, home: Path, foreground: bool = False, feature_server: bool = False) -> int:
+    """``up`` prints ``{"functions": {name: url}, "env": {...}}`` then an ``export`` line (other
+    tools read that JSON); ``down`` stops everything; ``status`` exits 1 when a part is down."""
+    stack = LocalStack(home, feature_server=feature_server)
     try:
-        if args.command == "up":
+        if action == "up":
             info = stack.up()
             print(json.dumps({"functions": info.functions, "env": info.env}, indent=2))
             print("export " + " ".join(f"{k}={v}" for k, v in info.env.items() if v))
-            if args.foreground:
+            if foreground:
                 signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
                 try:
                     while all(pid_alive(pid) for pid in info.pids.values()):
@@ -47,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     stack.down()
                     print("stack stopped")
-        elif args.command == "down":
+        elif action == "down":
             stack.down()
             print("stack stopped")
         else:
@@ -66,6 +53,26 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; stack stopped")
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devkit.local", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--home", type=Path, default=None, help="state folder (default: SHOPML_HOME or .shopml)"
+    )
+    parser.add_argument(
+        "--foreground", action="store_true", help="with up: stay attached; Ctrl-C stops the stack"
+    )
+    parser.add_argument(
+        "--feature-server",
+        action="store_true",
+        help="with up: also run the Feast feature server (~5 s, ~390 MB) and point the functions at it",
+    )
+    args = parser.parse_args(argv)
+    return run_stack_command(
+        args.command, args.home or get_settings().home, args.foreground, args.feature_server
+    )
 
 
 if __name__ == "__main__":
