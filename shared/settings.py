@@ -97,6 +97,7 @@ class Settings:
     publish_senders: int = 2  # group commit: RPCs in flight at once
     home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
     warehouse_url: str = ""
+    bigquery_endpoint: str | None = None  # BigQuery API endpoint override (the emulator); URL option wins
     store_pii: bool = False  # keep customers' email/phone/address in clear (default: keyed hashes only)
     pii_hash_key: str = ""  # HMAC key for those hashes; set it (Secret Manager) in every real deployment
     log_level: str = "INFO"
@@ -144,6 +145,7 @@ class Settings:
             publish_senders=_int(env, "SHOPML_PUBLISH_SENDERS", 2),
             home=home,
             warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
+            bigquery_endpoint=env.get("SHOPML_BIGQUERY_ENDPOINT") or None,
             store_pii=_bool(env, "SHOPML_STORE_PII", False),
             pii_hash_key=env.get("SHOPML_PII_HASH_KEY", ""),
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),

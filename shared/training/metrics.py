@@ -96,18 +96,19 @@ def rmsse(actual: np.ndarray, forecast: np.ndarray, variant_id: np.ndarray, scal
     """M5's RMSSE over the rows given: the plain mean over variants and the weighted mean
     (weights: each variant's share of sales in the 28 days before the cutoff), with the
     number of variants scored and left out (denominator zero or no history)."""
-    position = np.searchsorted(scale.variant_id, variant_id)
-    position = np.clip(position, 0, max(scale.variant_id.size - 1, 0))
-    found = scale.variant_id.size > 0 and bool(np.all(scale.variant_id[position] == variant_id))
-    if not found:
-        raise ValueError("every evaluated variant needs a scale")
-    ids, group = np.unique(position, return_inverse=True)
+    ids, group = np.unique(variant_id, return_inverse=True)
     squared = np.bincount(group, weights=np.square(forecast - actual), minlength=ids.size)
     count = np.bincount(group, minlength=ids.size)
-    denominator = scale.denominator[ids]
+    # A variant without history before the cutoff (launched after it) has no scale: left out.
+    position = np.clip(np.searchsorted(scale.variant_id, ids), 0, max(scale.variant_id.size - 1, 0))
+    known = scale.variant_id[position] == ids if scale.variant_id.size else np.zeros(ids.size, dtype=bool)
+    denominator = np.full(ids.size, np.nan)
+    denominator[known] = scale.denominator[position[known]]
+    weights = np.zeros(ids.size)
+    weights[known] = scale.weight[position[known]]
     usable = np.isfinite(denominator) & (denominator > 0)
     per_variant = np.sqrt(squared[usable] / count[usable] / denominator[usable])
-    weight = scale.weight[ids][usable]
+    weight = weights[usable]
     weighted = float(np.sum(per_variant * weight) / weight.sum()) if weight.sum() > 0 else float("nan")
     return {
         "mean": float(per_variant.mean()) if per_variant.size else float("nan"),
