@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.serving.pointer import LivePointer
 
 
 class EventPublisher(Protocol):
@@ -165,4 +168,28 @@ class ObjectStore(Protocol):
 
     def uri(self, key: str) -> str:
         """Where ``key`` lives, for humans and other tools: ``file:///...`` or ``gs://bucket/...``."""
+        ...
+
+
+class LivePointerStore(Protocol):
+    """The live pointer per model (``shared.serving.pointer.LivePointer``): a Firestore
+    document changed only inside a transaction in the cloud, a dict in tests.
+
+    Errors: ``TransientError`` when the store is unreachable (retry), ``PermanentError`` when a
+    stored document cannot be read as a pointer.
+    """
+
+    def get(self, model: str) -> LivePointer:
+        """The stored pointer, or ``LivePointer(model)`` (generation 0, nothing live) if none."""
+        ...
+
+    def compare_and_swap(self, model: str, expected_generation: int, new: LivePointer) -> bool:
+        """Write ``new`` (whose generation is ``expected_generation + 1``) only if the stored
+        generation is still ``expected_generation`` (0: no pointer yet), atomically. True when
+        written; False when another writer got there first (nothing written)."""
+        ...
+
+    def watch(self, model: str, callback: Callable[[LivePointer], None]) -> Callable[[], None]:
+        """Call ``callback`` with the pointer now and after every change; returns ``stop``.
+        Optional: a store without push raises ``NotImplementedError`` (readers poll ``get``)."""
         ...
