@@ -79,6 +79,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+def _shop_keys(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """``shop_domain=key,...`` (``predict``'s bearer keys) as (shop, key) pairs."""
+    pairs: list[tuple[str, str]] = []
+    for number, part in enumerate(_split_csv(env.get(name, "")), start=1):
+        shop, sep, key = part.partition("=")
+        if not sep or not shop.strip() or not key.strip():  # the message never shows a key
+            raise ConfigurationError(f"{name}: entry {number} is not shop_domain=key")
+        pairs.append((shop.strip().lower(), key.strip()))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with local defaults. See README "Configuration"."""
@@ -119,6 +130,16 @@ class Settings:
     trainer_image: str = ""  # container image of the trainer (Vertex backend)
     trainer_service_account: str = ""  # service account the Vertex CustomJob runs as
     vertex_staging_bucket: str = ""  # gs://bucket for Vertex job staging and model artifacts
+    # Step 4: predict (shared/serving/*, functions/predict).
+    predict_keys: tuple[tuple[str, str], ...] = ()  # (shop_domain, bearer key); Secret Manager in the cloud
+    predict_cors_origins: tuple[str, ...] = ()  # storefront origins allowed to call predict from a browser
+    predict_max_body_bytes: int = 64 * 1024  # 100 items with price and stock are ~6 KB
+    predict_max_items: int = 100
+    predict_sample_rate: float = 0.05  # share of answers published to ``predictions``
+    predict_onnx_threads: int = 1  # ONNX Runtime intra-op threads per session (bench/predict_bench.py)
+    predict_feature_cache_size: int = 10_000  # variants whose last online features an instance keeps
+    pointer_max_age_seconds: float = 2.0  # a request re-reads the live pointer when its copy is older
+    app_proxy_max_age_seconds: float = 90.0  # an app-proxy signature's timestamp may be this old
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,7 +184,18 @@ class Settings:
             trainer_image=env.get("SHOPML_TRAINER_IMAGE", ""),
             trainer_service_account=env.get("SHOPML_TRAINER_SERVICE_ACCOUNT", ""),
             vertex_staging_bucket=env.get("SHOPML_VERTEX_STAGING_BUCKET", ""),
+            predict_keys=_shop_keys(env, "SHOPML_PREDICT_KEYS"),
+            predict_cors_origins=_split_csv(env.get("SHOPML_PREDICT_CORS_ORIGINS", "")),
+            predict_max_body_bytes=_int(env, "SHOPML_PREDICT_MAX_BODY_BYTES", 64 * 1024),
+            predict_max_items=_int(env, "SHOPML_PREDICT_MAX_ITEMS", 100),
+            predict_sample_rate=_float(env, "SHOPML_PREDICT_SAMPLE_RATE", 0.05, allow_zero=True),
+            predict_onnx_threads=_int(env, "SHOPML_PREDICT_ONNX_THREADS", 1),
+            predict_feature_cache_size=_int(env, "SHOPML_PREDICT_FEATURE_CACHE_SIZE", 10_000),
+            pointer_max_age_seconds=_float(env, "SHOPML_POINTER_MAX_AGE_SECONDS", 2.0),
+            app_proxy_max_age_seconds=_float(env, "SHOPML_APP_PROXY_MAX_AGE_SECONDS", 90.0),
         )
+        if settings.predict_sample_rate > 1:
+            raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
         if settings.publisher not in ("group_commit", "client"):
             raise ConfigurationError(
                 f"SHOPML_PUBLISHER={settings.publisher!r}: choose group_commit (default) or client"
