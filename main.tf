@@ -72,6 +72,12 @@ locals {
   warehouse_access = {
     for name in keys(local.functions) : name => try(local.topology.functions[name].warehouse, "none")
   }
+  # Deployed functions that run BigQuery query jobs: they need roles/bigquery.jobUser, which
+  # exists only on the project (bigquery.jobs.create has no dataset-level equivalent); what those
+  # queries may read stays the dataset grant above. validate_load: its feature push reads the
+  # stored state of the changed variants (shared/features/push.py, warehouse.query).
+  # tests/infra/test_bigquery.py finds the functions whose code queries and holds this list to it.
+  bigquery_job_users = [for name in ["validate_load"] : name if contains(keys(local.functions), name)]
 
   # The Shopify webhook secrets: readable by ingest_webhook's account and nobody else.
   webhook_secret_id       = "shopify-webhook-secrets"
@@ -275,6 +281,8 @@ module "bigquery" {
     { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "read" },
     { shopml_trainer = module.vertex.trainer_member },
   )
+  # Project-level jobUser for the functions that query (the trainer's is in module.vertex).
+  job_users = { for name in local.bigquery_job_users : name => module.iam.function_members[name] }
 
   depends_on = [google_project_service.this]
 }

@@ -54,7 +54,7 @@ variable "enabled_functions" {
 
 variable "function_bundle_dir" {
   type        = string
-  description = "Directory, relative to the repository root, where infra/scripts/bundle_functions.sh wrote one bundle per function."
+  description = "Directory, relative to the repository root, where infra/scripts/bundle.py wrote one bundle per function."
   default     = "build/functions"
 
   validation {

@@ -28,6 +28,7 @@ ALLOWED_PROJECT_GRANTS = {
     ("vertex", "trainer_registers_models"): "roles/aiplatform.user",  # Vertex models: no resource IAM
     ("vertex", "trainer_runs_queries"): "roles/bigquery.jobUser",  # bigquery.jobs.create: project only
     ("vertex", "launcher_submits_jobs"): "roles/aiplatform.user",  # CustomJobs: no resource IAM
+    ("bigquery", "job_user"): "roles/bigquery.jobUser",  # functions that query: jobs.create is project-only
 }
 ALLOWED_PROJECT_ROLES = set(ALLOWED_PROJECT_GRANTS.values())
 LABELLED_TYPES = {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
 
@@ -32,7 +35,7 @@ def test_cloud_build_tests_before_it_builds_or_deploys() -> None:
     assert "smoke-test" in upstream("promote")
     script = {step_id: " ".join(map(str, step.get("args", []))) for step_id, step in steps.items()}
     assert "make lint" in script["lint"] and "make test" in script["test"]
-    assert "bundle_functions.sh" in script["bundle"]
+    assert "infra/scripts/bundle.py" in script["bundle"]
     assert "fmt -check -recursive" in script["tf-fmt"]
     assert "apply" in script["tf-apply"] and "/workspace/tfplan" in script["tf-apply"]
     assert "smoke_webhook.py" in script["smoke-test"]
@@ -88,3 +91,100 @@ def test_smoke_script_signs_like_shopify_and_catches_a_webhook_that_does_not_ver
     finally:
         verifying.shutdown()
         careless.shutdown()
+
+
+# --- deploying: only from the deploy branch, only the saved plan ----------------------------------
+
+GATED_STEPS = (
+    "trainer-image",
+    "feature-server-image",
+    "tf-apply",
+    "warehouse-views",
+    "smoke-test",
+    "promote",
+)
+
+
+def cloudbuild() -> dict[str, Any]:
+    build: dict[str, Any] = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    return build
+
+
+def step_script(step: dict[str, Any]) -> str:
+    return " ".join(map(str, step.get("args", [])))
+
+
+def substitute(script: str, values: dict[str, str]) -> str:
+    """Cloud Build's substitution: ${_X} / $X replaced by their values, $$ left as a literal $."""
+    protected = script.replace("$$", "\0")
+    for name in sorted(values, key=len, reverse=True):
+        protected = protected.replace("${" + name + "}", values[name]).replace("$" + name, values[name])
+    return protected.replace("\0", "$")
+
+
+def run_gate(tmp_path: Path, branch: str, commit: str = "", promoted: str = "") -> str:
+    build = cloudbuild()
+    gate = next(step for step in build["steps"] if step["id"] == "deploy-gate")
+    script = gate["args"][-1].replace("/workspace/", f"{tmp_path}/")
+    values = {
+        **{name: str(value) for name, value in build["substitutions"].items()},
+        "_PROMOTED_SHA": promoted,
+        "BRANCH_NAME": branch,
+        "COMMIT_SHA": commit,
+        "SHORT_SHA": commit[:7],
+        "BUILD_ID": "build-1",
+    }
+    result = subprocess.run(
+        ["bash", "-c", substitute(script, values)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return (tmp_path / "deploy").read_text().strip()
+
+
+def test_only_builds_of_main_or_a_promoted_main_commit_deploy(tmp_path: Path) -> None:
+    build = cloudbuild()
+    assert "_APPLY" not in build["substitutions"], "an apply switch that defaults to on"
+    assert build["substitutions"]["_APPLY_BRANCH"] == "main"
+    assert build["substitutions"]["_PROMOTED_SHA"] == ""
+    assert run_gate(tmp_path, "main", "a" * 40) == "true"
+    assert run_gate(tmp_path, "feature/x", "b" * 40) == "false"
+    assert run_gate(tmp_path, "", "") == "false"  # gcloud builds submit by hand
+    assert run_gate(tmp_path, "", "c" * 40, promoted="c" * 40) == "true"  # the next environment
+    assert run_gate(tmp_path, "", "c" * 40, promoted="d" * 40) == "false"
+    assert run_gate(tmp_path, "", "", promoted="") == "false"
+    assert (tmp_path / "image_tag").read_text().strip() == "build-1"
+    # promote hands its own commit to the next environment's gate.
+    promote = step_script(next(s for s in build["steps"] if s["id"] == "promote"))
+    assert '--substitutions="_PROMOTED_SHA=$COMMIT_SHA"' in promote and '--sha="$COMMIT_SHA"' in promote
+
+
+def test_every_step_that_pushes_or_applies_reads_the_gate_and_applies_only_the_saved_plan() -> None:
+    build = cloudbuild()
+    steps = {step["id"]: step for step in build["steps"]}
+
+    def upstream(step_id: str) -> set[str]:
+        deps = {d for d in steps[step_id]["waitFor"] if d != "-"}
+        return deps.union(*(upstream(d) for d in deps)) if deps else set()
+
+    for step_id in GATED_STEPS:
+        assert "deploy-gate" in upstream(step_id), step_id
+        assert '"$$(cat /workspace/deploy)"' in step_script(steps[step_id]), f"{step_id} ignores the gate"
+    # Pushes happen only inside the gate's true branch.
+    for step_id in ("trainer-image", "feature-server-image"):
+        script = step_script(steps[step_id])
+        gate_at = script.index('if [[ "$$(cat /workspace/deploy)" == "true" ]]; then')
+        assert script.index("docker push") > gate_at
+    # No targeted or auto-approved apply anywhere; the one apply takes the plan file, after the plan.
+    for step_id, step in steps.items():
+        script = step_script(step)
+        assert "-auto-approve" not in script and "-target" not in script, step_id
+        if step_id != "tf-apply":
+            assert "terraform apply" not in script and step.get("args", [])[:1] != ["apply"], step_id
+    apply = step_script(steps["tf-apply"])
+    assert "terraform apply -input=false -lock-timeout=300s /workspace/tfplan" in apply
+    assert "-out=/workspace/tfplan" in step_script(steps["tf-plan"])
+    assert {"tf-plan", "trainer-image", "feature-server-image"} <= upstream("tf-apply")
+    # The plan names the images by the tag the gate fixed (they are pushed before the apply).
+    plan = step_script(steps["tf-plan"])
+    assert "TF_VAR_trainer_image=" in plan and "TF_VAR_feature_server_image=" in plan
+    assert plan.count("/workspace/image_tag") == 2

@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 from tests.infra.hcl import (
+    CONFIG_DIRS,
     MODULES_DIR,
     REPO,
     TOPOLOGY,
     all_resources,
+    blocks,
     compact,
     function_folders,
     iam_resources,
@@ -28,6 +30,7 @@ from tests.infra.hcl import (
     resource,
     single,
     terraform_binary,
+    tf_files,
 )
 
 FEATURES = MODULES_DIR / "features"
@@ -303,8 +306,12 @@ def test_redis_requires_auth_and_tls_and_its_secret_is_the_servers_only() -> Non
     assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
     assert redis["tier"] == "var.redis_tier" and redis["authorized_network"] == "var.network"
     assert named_blocks(FEATURES, "variable")["redis_tier"]["default"] == "STANDARD_HA"
+    # The AUTH string reaches Secret Manager as a write-only argument: never stored in the
+    # version's state. A new instance (new string) replaces the version.
     version = resource(FEATURES, "google_secret_manager_secret_version", "redis_auth")
-    assert compact(version["secret_data"]) == "google_redis_instance.online.auth_string"
+    assert compact(version["secret_data_wo"]) == "google_redis_instance.online.auth_string"
+    assert "secret_data" not in version
+    assert single(version, "lifecycle")["replace_triggered_by"] == ["google_redis_instance.online.id"]
     grant = resource(FEATURES, "google_secret_manager_secret_iam_member", "server_reads_redis_auth")
     assert (grant["role"], grant["member"]) == ("roles/secretmanager.secretAccessor", "local.server_member")
     assert "for_each" not in grant
@@ -340,7 +347,7 @@ def test_feature_server_account_reads_the_registry_and_nothing_else() -> None:
     )
 
 
-def test_feature_server_image_is_built_after_tests_and_handed_to_the_plan() -> None:
+def test_feature_server_image_is_built_after_tests_and_pushed_before_the_apply() -> None:
     build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
     steps = {step["id"]: step for step in build["steps"]}
 
@@ -348,8 +355,8 @@ def test_feature_server_image_is_built_after_tests_and_handed_to_the_plan() -> N
         deps = {d for d in steps[step_id]["waitFor"] if d != "-"}
         return deps.union(*(upstream(d) for d in deps)) if deps else set()
 
-    assert {"lint", "test", "trainer-repository"} <= upstream("feature-server-image")
-    assert "feature-server-image" in upstream("tf-plan")
+    assert {"lint", "test", "deploy-gate"} <= upstream("feature-server-image")
+    assert "feature-server-image" in upstream("tf-apply")
     script = " ".join(map(str, steps["feature-server-image"]["args"]))
     assert "docker build -f infra/feature_server/Dockerfile" in script and "docker push" in script
     assert "TF_VAR_feature_server_image" in " ".join(map(str, steps["tf-plan"]["args"]))
@@ -376,3 +383,33 @@ def test_feature_server_entrypoint_keeps_secrets_for_feast_and_adds_the_redis_ca
     assert "abc" in (tmp_path / "redis-server-ca.pem").read_text()
     with pytest.raises(SystemExit, match="SHOPML_REDIS_HOST"):
         entrypoint.render(template, {k: v for k, v in env.items() if k != "SHOPML_REDIS_HOST"}, tmp_path)
+
+
+def test_no_secret_value_is_stored_by_the_configuration() -> None:
+    # Secret versions only through write-only arguments (Terraform >= 1.11): never secret_data.
+    versions = [(d, n, b) for d, t, n, b in all_resources() if t == "google_secret_manager_secret_version"]
+    assert {(d.name, n) for d, n, _ in versions} == {("features", "redis_auth"), ("secrets", "write_only")}
+    for directory, name, body in versions:
+        assert "secret_data" not in body and "secret_data_wo" in body, f"{directory.name}: {name}"
+    # The Redis AUTH string is read in exactly one place, that write-only argument: no output,
+    # local, environment value or label carries it (it stays the instance's own attribute).
+    uses = [
+        (path.relative_to(REPO), line.strip())
+        for directory in CONFIG_DIRS
+        for path in tf_files(directory)
+        for line in path.read_text().splitlines()
+        if "auth_string" in line.split("#", 1)[0]
+    ]
+    assert uses == [
+        (
+            Path("infra/modules/features/main.tf"),
+            "secret_data_wo = google_redis_instance.online.auth_string",
+        )
+    ]
+    # The server reads the value from Secret Manager, never as a plain environment value.
+    container = single(single(feature_server(), "template"), "containers")
+    auth = next(e for e in container["env"] if e["name"] == "SHOPML_REDIS_AUTH")
+    assert "value" not in auth and "value_source" in auth
+    # Write-only arguments need Terraform 1.11 or later.
+    (terraform,) = [block for _, block in blocks(REPO, "terraform") if "required_version" in block]
+    assert terraform["required_version"].startswith(">= 1.11")

@@ -1,5 +1,7 @@
 # The warehouse: one dataset, one table per shared/schemas/tables/*.json (schema, partitioning,
-# clustering and expiration straight from the file the code reads), resource-level IAM.
+# clustering and expiration straight from the file the code reads), dataset-level IAM, and the
+# project-level jobUser of the accounts that run queries (the one grant BigQuery has no narrower
+# place for).
 #
 # Views (shared/sql/views/*.sql) are not created here: they are written once in BigQuery's
 # dialect with bare table names, and the BigQuery adapter qualifies and (re)creates them in
@@ -58,4 +60,16 @@ resource "google_bigquery_dataset_iam_member" "reader" {
   dataset_id = google_bigquery_dataset.this.dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = each.value
+}
+
+# Project-level, unavoidable: a query (and a DML statement, a load or an extract) is a BigQuery
+# job, and bigquery.jobs.create exists only on the project; there is no dataset-level role that
+# lets an account run a query. roles/bigquery.jobUser grants job creation and nothing else: which
+# tables a job may read or write is still decided by the dataset grants above (writer / reader).
+resource "google_project_iam_member" "job_user" {
+  for_each = var.job_users
+
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = each.value
 }

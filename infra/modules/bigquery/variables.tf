@@ -44,6 +44,17 @@ variable "readers" {
   default     = {}
 }
 
+variable "job_users" {
+  type        = map(string)
+  description = "IAM members granted roles/bigquery.jobUser on the project (they run query jobs; the data they may touch is the dataset grant), keyed by function name."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for member in values(var.job_users) : can(regex("^serviceAccount:", member))])
+    error_message = "job_users takes service accounts only (serviceAccount:...)."
+  }
+}
+
 variable "deletion_protection" {
   type        = bool
   description = "Refuse to destroy tables with data (keep true in production: the raw landing table is the system of record)."

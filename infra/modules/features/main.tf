@@ -66,8 +66,12 @@ resource "google_redis_instance" "online" {
   }
 }
 
-# The AUTH string, for the container as SHOPML_REDIS_AUTH. It is already in Terraform's state (an
-# attribute of the instance, marked sensitive), so storing it as a secret version adds no exposure.
+# The AUTH string, for the container as SHOPML_REDIS_AUTH (Secret Manager, read by the server's
+# account only). No secret value is stored by this configuration: the version's value is a
+# write-only argument (Terraform >= 1.11), sent to Secret Manager and never written to plan or
+# state. What stays in state is the instance's own `auth_string` attribute: the google provider
+# reads it into state (marked sensitive) whenever auth_enabled is true, and no provider setting
+# avoids that; infra/README.md ("Secrets and Terraform state") says how that is handled.
 resource "google_secret_manager_secret" "redis_auth" {
   project   = var.project_id
   secret_id = var.redis_auth_secret_id
@@ -82,8 +86,14 @@ resource "google_secret_manager_secret" "redis_auth" {
 }
 
 resource "google_secret_manager_secret_version" "redis_auth" {
-  secret      = google_secret_manager_secret.redis_auth.id
-  secret_data = google_redis_instance.online.auth_string
+  secret         = google_secret_manager_secret.redis_auth.id
+  secret_data_wo = google_redis_instance.online.auth_string
+
+  # Memorystore generates the AUTH string when the instance is created (and keeps it): a new
+  # instance means a new string, so a new version (a new number, hence a new server revision).
+  lifecycle {
+    replace_triggered_by = [google_redis_instance.online.id]
+  }
 }
 
 resource "google_secret_manager_secret_iam_member" "server_reads_redis_auth" {

@@ -62,7 +62,7 @@ resource "google_storage_bucket_iam_member" "builder_reads_source" {
   member = "serviceAccount:${var.builder_service_account_email}"
 }
 
-# archive_file zeroes timestamps, and the bundle script normalises file modes, so the zip's
+# archive_file zeroes timestamps, and infra/scripts/bundle.py normalises file modes, so the zip's
 # md5 changes only when a file's content does.
 data "archive_file" "source" {
   for_each = var.functions
@@ -74,7 +74,7 @@ data "archive_file" "source" {
   lifecycle {
     precondition {
       condition     = fileexists("${var.bundle_dir}/${each.key}/main.py") && fileexists("${var.bundle_dir}/${each.key}/requirements.txt")
-      error_message = "No bundle for ${each.key} in ${var.bundle_dir}: run infra/scripts/bundle_functions.sh before terraform plan."
+      error_message = "No bundle for ${each.key} in ${var.bundle_dir}: run `python3 infra/scripts/bundle.py` before terraform plan."
     }
   }
 }

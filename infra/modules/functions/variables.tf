@@ -96,7 +96,7 @@ variable "topic_ids" {
 
 variable "bundle_dir" {
   type        = string
-  description = "Directory that holds one bundle directory per function (<bundle_dir>/<name>/: the function folder plus shared/), produced by infra/scripts/bundle_functions.sh."
+  description = "Directory that holds one bundle directory per function (<bundle_dir>/<name>/: the function folder plus the shared/ files its import closure needs), produced by infra/scripts/bundle.py."
 }
 
 variable "source_bucket_name" {
