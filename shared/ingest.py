@@ -57,7 +57,7 @@ def accept_webhook(
     logger: StructuredLogger,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestResult:
-    """Handle one webhook delivery; never raises. See DESIGN.md "Webhook ingestion"."""
+    """Handle one webhook delivery; never raises. See docs/DESIGN.md "Webhook ingestion"."""
     if method != "POST":
         return _error(405, "method_not_allowed", "webhooks are delivered with POST")
     try:

@@ -150,7 +150,7 @@ def route_topic(shopify_topic: str, store_topics: Iterable[str], compliance_topi
 def message_attributes(
     headers: WebhookHeaders, received_at: datetime, source: str = "webhook"
 ) -> dict[str, str]:
-    """Pub/Sub attributes for a delivery (DESIGN.md: "Shopify message attributes")."""
+    """Pub/Sub attributes for a delivery (docs/DESIGN.md, "message attributes")."""
     attributes = {
         "shopify_topic": headers.topic,
         "shop_domain": headers.shop_domain,

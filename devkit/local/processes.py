@@ -35,7 +35,7 @@ def functions_framework_argv(source: Path, target: str, port: int) -> list[str]:
 
 
 def feature_server_argv(repo_dir: Path, port: int, registry_refresh_s: int = 5) -> list[str]:
-    """Feast's feature server on loopback, as DESIGN.md measured it: without ``--max-requests 0``
+    """Feast's feature server on loopback, as docs/DESIGN.md records it: without ``--max-requests 0``
     gunicorn recycles the worker every ~1,000 requests (a ~0.8 s stall); ``-r`` is how often
     it re-reads the registry, so a later ``apply`` is served within seconds."""
     script = Path(sys.executable).with_name("feast")

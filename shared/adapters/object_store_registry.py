@@ -1,6 +1,6 @@
 """The model registry over an object store: a folder locally, a GCS bucket and prefix alike.
 
-Layout (DESIGN.md, "Interfaces")::
+Layout (docs/DESIGN.md, "Interfaces others rely on")::
 
     <model>/<version>/model.onnx    the exported model
     <model>/<version>/card.json     its model card; written last, so it is the version's entry
@@ -19,7 +19,7 @@ What it guarantees, and what not:
 * ``set_alias`` is read-modify-write on ``aliases.json``: concurrent alias changes on the same
   model are last-writer-wins. One writer per model at a time is assumed (the trainer
   registers, ``deploy_model`` moves aliases); the live serving pointer, which does need
-  compare-and-swap, lives in Firestore (DESIGN.md, "Serving and blue-green"), not here.
+  compare-and-swap, lives in Firestore (docs/DESIGN.md, "Serving and blue-green"), not here.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 is written, flushed to disk and renamed over the target (``os.replace`` is atomic on POSIX);
 on GCS an upload becomes visible only when complete. Readers therefore see the old or the new
 bytes, never a torn file. Neither offers compare-and-swap: GCS has generation preconditions,
-but the storage emulator used in tests ignores them (FIELD-NOTES), so nothing here relies on
-them.
+but the storage emulator used in tests ignores them (docs/DESIGN.md, "Facts about the tools"),
+so nothing here relies on them.
 
 ``google-cloud-storage`` is imported only when a GCS store is built.
 """

@@ -1,6 +1,6 @@
 """The batch side of the feature store: offline table, ``apply``, materialization.
 
-Batch work only (the Feast SDK is allowed here, DESIGN.md "Features"); Feast is imported
+Batch work only (the Feast SDK is allowed here, docs/DESIGN.md "Features"); Feast is imported
 inside the functions that need it, so importing this module (the local stack does, to write
 the repo config) stays cheap.
 
@@ -215,8 +215,8 @@ def materialize(home: Path, start: date | datetime, end: date | datetime) -> dic
     """Copy the latest row per variant with an event time in [start, end] to the online store.
 
     ``materialize(START, END)``, not ``materialize-incremental``: on history older than
-    now − TTL the incremental form silently writes nothing (FIELD-NOTES, Feast). A date ``end``
-    means that whole day (its rows are stamped 00:00, so 00:00 of ``end`` already includes
+    now − TTL the incremental form silently writes nothing (docs/DESIGN.md, Feast facts). A
+    date ``end`` means that whole day (its rows are stamped 00:00, so 00:00 of ``end`` already includes
     them; one more second is margin against an inclusive/exclusive bound).
 
     The SQLite store upserts without comparing event times: a price pushed between 00:00 of

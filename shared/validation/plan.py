@@ -100,7 +100,7 @@ def plan_load(
 ) -> LoadPlan:
     """Validate and normalise one event; return the rows to write (see ``LoadPlan``).
 
-    ``attributes`` are the message attributes (DESIGN.md, "Shopify message attributes"),
+    ``attributes`` are the message attributes (docs/DESIGN.md, "message attributes"),
     ``data`` the exact webhook body, ``now`` the load time (``loaded_at`` / ``rejected_at``).
     ``received_at`` comes from the attribute, else ``publish_time``, else ``now``.
     """

@@ -83,7 +83,7 @@ variable "ingress" {
 
 variable "min_instances" {
   type        = number
-  description = "Instances kept running (DESIGN.md: at least one; a cold start takes ~5 s, longer than any caller's timeout)."
+  description = "Instances kept running (docs/DESIGN.md: at least one; a cold start takes ~5 s, longer than any caller's timeout)."
   default     = 1
 
   validation {
@@ -127,7 +127,7 @@ variable "cpu" {
 
 variable "memory" {
   type        = string
-  description = "Memory limit of an instance (the server uses ~390 MB RSS, DESIGN.md)."
+  description = "Memory limit of an instance (the server uses ~390 MB RSS, docs/DESIGN.md)."
   default     = "1Gi"
 
   validation {
