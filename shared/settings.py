@@ -140,6 +140,12 @@ class Settings:
     predict_feature_cache_size: int = 10_000  # variants whose last online features an instance keeps
     pointer_max_age_seconds: float = 2.0  # a request re-reads the live pointer when its copy is older
     app_proxy_max_age_seconds: float = 90.0  # an app-proxy signature's timestamp may be this old
+    # Step 4: the live pointer and deploy gates (shared/serving/deployment.py, deploy_model, rollback).
+    firestore_emulator_host: str | None = None  # FIRESTORE_EMULATOR_HOST (the local stack sets it)
+    firestore_database: str = "(default)"  # Firestore database holding the live pointers
+    pointer_collection: str = "live_pointers"  # one document per model, id = model name
+    deploy_latency_budget_ms: float = 5.0  # gate: p99 of one ONNX call (1 item x 28 horizons, 1 thread)
+    deploy_latency_samples: int = 200  # gate: timed calls the p99 is taken over
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +199,11 @@ class Settings:
             predict_feature_cache_size=_int(env, "SHOPML_PREDICT_FEATURE_CACHE_SIZE", 10_000),
             pointer_max_age_seconds=_float(env, "SHOPML_POINTER_MAX_AGE_SECONDS", 2.0),
             app_proxy_max_age_seconds=_float(env, "SHOPML_APP_PROXY_MAX_AGE_SECONDS", 90.0),
+            firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,
+            firestore_database=env.get("SHOPML_FIRESTORE_DATABASE") or "(default)",
+            pointer_collection=env.get("SHOPML_POINTER_COLLECTION") or "live_pointers",
+            deploy_latency_budget_ms=_float(env, "SHOPML_DEPLOY_LATENCY_BUDGET_MS", 5.0),
+            deploy_latency_samples=_int(env, "SHOPML_DEPLOY_LATENCY_SAMPLES", 200),
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
