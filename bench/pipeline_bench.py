@@ -39,7 +39,7 @@ def event_stream(n: int) -> Iterator[WebhookEvent]:
 
 
 def run_mode(mode: str, rate: float, seconds: float, drain_timeout_s: float = 120.0) -> dict[str, Any]:
-    from shared.warehouse import create_warehouse
+    from shared.bootstrap import create_warehouse
 
     home = Path(tempfile.mkdtemp(prefix=f"shopml-pipeline-{mode}-"))
     events = list(event_stream(int(rate * seconds)))

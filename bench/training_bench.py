@@ -24,8 +24,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.bootstrap import close_warehouse
 from shared.settings import Settings
-from shared.warehouse import close_warehouse
 
 HISTORY_END = date(2024, 6, 30)
 FULL = {"variants": 2000, "days": 548, "repeats": 2}
@@ -33,7 +33,7 @@ QUICK = {"variants": 300, "days": 548, "repeats": 1}
 
 
 def _warehouse(path: Path) -> Any:
-    from shared.warehouse import create_warehouse
+    from shared.bootstrap import create_warehouse
 
     warehouse = create_warehouse(Settings(warehouse_url=f"duckdb:///{path}"))
     warehouse.ensure_schema()

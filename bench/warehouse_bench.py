@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-from shared.warehouse import load_schema, sample_row
+from shared.warehouse_schema import load_schema
+from tests.samples import sample_row
 
 
 def typical_event(n: int, line_items: int = 5) -> dict[str, list[dict[str, Any]]]:

@@ -210,7 +210,7 @@ def malformed_events(shop_domain: str) -> list[Any]:
 
 def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 300) -> dict[str, Any]:
     """Wait until every sent event is in the warehouse (loaded or quarantined); reconcile."""
-    from shared.warehouse import create_warehouse
+    from shared.bootstrap import create_warehouse
 
     warehouse = create_warehouse(info.settings())
     ids = sorted(sent_ids)
@@ -285,7 +285,7 @@ def stage_load(info: StackInfo, sent_ids: set[str], timeout_s: float = 300) -> d
 def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     """Back-fill the store's history before the webhook window, straight into the warehouse."""
     from devkit.simulator.history import write_history
-    from shared.warehouse import close_warehouse, create_warehouse
+    from shared.bootstrap import close_warehouse, create_warehouse
 
     settings = info.settings()
     days, variants = store_size(quick)
@@ -314,8 +314,8 @@ def training_window(settings: Any, quick: bool) -> tuple[date, date, date]:
 
 def stage_features(info: StackInfo, quick: bool) -> dict[str, Any]:
     """Build the feature table with the feature SQL; publish it to Feast; read some back."""
+    from shared.bootstrap import close_warehouse, create_warehouse
     from shared.features.store import publish_features
-    from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
     _, start, end = training_window(settings, quick)
@@ -337,8 +337,8 @@ def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dic
     demo's night the values are fresh; as of today they are older than the views' TTL, so
     they come back missing although Feast itself still calls them PRESENT."""
     from devkit.simulator.events import DEFAULT_SHOP_DOMAIN
+    from shared.bootstrap import close_warehouse, create_warehouse
     from shared.features.online import FeatureServerUnavailable, online_features
-    from shared.warehouse import close_warehouse, create_warehouse
 
     settings = info.settings()
     night, _, _ = training_window(settings, quick)

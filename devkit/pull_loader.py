@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one pull, then exit")
     args = parser.parse_args(argv)
     settings = get_settings()
+    from shared.bootstrap import create_warehouse
     from shared.features.push import state_push_hook
-    from shared.warehouse import create_warehouse
 
     logger = get_logger("pull_loader", settings.log_level)
     warehouse = LazyWarehouse(lambda: create_warehouse(settings))  # shared with the stock lookups

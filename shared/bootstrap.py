@@ -7,11 +7,19 @@ import, so emulator variables set later are honoured and cold start stays short)
 
 from __future__ import annotations
 
+import re
 import threading
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
+from shared.errors import ConfigurationError
 from shared.ports import EventPublisher, ModelRegistry, TrainingBackend, Warehouse
 from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.warehouse_schema import WarehouseSchema
 
 _lock = threading.Lock()
 _overrides: dict[str, Any] = {}
@@ -59,10 +67,134 @@ def warehouse() -> Warehouse:
         return _overrides["warehouse"]
     with _lock:
         if "warehouse" not in _built:
-            from shared.warehouse import create_warehouse
-
             _built["warehouse"] = create_warehouse(settings())
         return _built["warehouse"]
+
+
+# -- the warehouse factory: SHOPML_WAREHOUSE URLs ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """A parsed ``SHOPML_WAREHOUSE`` URL."""
+
+    backend: str  # "duckdb" or "bigquery"
+    path: str = ""  # duckdb: absolute file path or ":memory:"
+    project: str = ""  # bigquery
+    dataset: str = ""  # bigquery
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+_DUCKDB_OPTIONS = {"idle_close_ms", "lock_timeout_s", "ensure_schema", "max_batch_events"}
+_BIGQUERY_OPTIONS = {"location", "create_dataset", "endpoint", "ensure_schema", "timeout_s"}
+_HELP = "use duckdb:///abs/path.duckdb, duckdb:///:memory: or bigquery://project/dataset"
+
+
+def parse_warehouse_url(url: str) -> WarehouseTarget:
+    """Parse ``duckdb:///abs/path.duckdb``, ``duckdb:///:memory:`` or ``bigquery://project/dataset``.
+
+    Options go in the query string: DuckDB ``idle_close_ms``, ``lock_timeout_s``,
+    ``max_batch_events``, ``ensure_schema``; BigQuery ``location``, ``create_dataset``,
+    ``endpoint``, ``ensure_schema``, ``timeout_s``.
+    """
+    if not url:
+        raise ConfigurationError(f"SHOPML_WAREHOUSE is empty: {_HELP}")
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if parts.scheme == "duckdb":
+        if parts.netloc:
+            raise ConfigurationError(
+                f"SHOPML_WAREHOUSE={url!r}: a DuckDB path must be absolute (three slashes: duckdb:///abs/path.duckdb)"
+            )
+        path = parts.path
+        if path == "/:memory:":
+            path = ":memory:"
+        elif not path.startswith("/") or path.endswith("/"):
+            raise ConfigurationError(f"SHOPML_WAREHOUSE={url!r}: {_HELP}")
+        unknown = set(options) - _DUCKDB_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"SHOPML_WAREHOUSE: unknown DuckDB option(s) {sorted(unknown)}")
+        return WarehouseTarget("duckdb", path=path, options=options)
+    if parts.scheme == "bigquery":
+        project = parts.netloc
+        dataset = parts.path.strip("/")
+        if not re.fullmatch(
+            r"[a-z][a-z0-9.:-]{4,62}[a-z0-9]|[a-z][a-z0-9-]*", project or ""
+        ) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,1023}", dataset):
+            raise ConfigurationError(f"SHOPML_WAREHOUSE={url!r}: {_HELP} (project id, then dataset id)")
+        unknown = set(options) - _BIGQUERY_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"SHOPML_WAREHOUSE: unknown BigQuery option(s) {sorted(unknown)}")
+        return WarehouseTarget("bigquery", project=project, dataset=dataset, options=options)
+    raise ConfigurationError(f"SHOPML_WAREHOUSE={url!r}: unknown scheme {parts.scheme!r}; {_HELP}")
+
+
+def _flag(options: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"SHOPML_WAREHOUSE option {name}={raw!r}: use true or false")
+
+
+def _number(options: Mapping[str, str], name: str, default: float) -> float:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"SHOPML_WAREHOUSE option {name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigurationError(f"SHOPML_WAREHOUSE option {name}={raw!r} must not be negative")
+    return value
+
+
+def close_warehouse(warehouse: Warehouse) -> None:
+    """Let go of a warehouse now where the backend holds something (DuckDB: the file lock,
+    which another process of the stack is waiting for); a no-op for the others."""
+    close = getattr(warehouse, "close", None)
+    if close is not None:
+        close()
+
+
+def create_warehouse(settings: Settings, schema: WarehouseSchema | None = None) -> Warehouse:
+    """The ``Warehouse`` named by ``settings.warehouse_url``; its module is imported only now.
+
+    ``schema`` defaults to the repository's table and view files. For BigQuery the API endpoint
+    can be overridden (the emulator) with the URL option ``endpoint=``, else
+    ``settings.bigquery_endpoint`` (``SHOPML_BIGQUERY_ENDPOINT``).
+    """
+    from shared.warehouse_schema import load_schema
+
+    target = parse_warehouse_url(settings.warehouse_url)
+    schema = schema if schema is not None else load_schema()
+    if target.backend == "duckdb":
+        from shared.adapters.duckdb_warehouse import DuckDBWarehouse
+
+        return DuckDBWarehouse(
+            target.path,
+            schema,
+            idle_close_seconds=_number(target.options, "idle_close_ms", 250) / 1000,
+            lock_timeout_seconds=_number(target.options, "lock_timeout_s", 5.0),
+            max_batch_events=int(_number(target.options, "max_batch_events", 64)) or 1,
+            auto_ensure_schema=_flag(target.options, "ensure_schema", True),
+        )
+    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+
+    return BigQueryWarehouse(
+        target.project,
+        target.dataset,
+        schema,
+        location=target.options.get("location") or None,
+        create_dataset=_flag(target.options, "create_dataset", False),
+        endpoint=target.options.get("endpoint") or settings.bigquery_endpoint or None,
+        auto_ensure_schema=_flag(target.options, "ensure_schema", True),
+        timeout_seconds=_number(target.options, "timeout_s", 30.0),
+    )
 
 
 def build_registry(current: Settings) -> ModelRegistry:

@@ -630,7 +630,7 @@ def write_tables(warehouse: Warehouse, tables: Mapping[str, pd.DataFrame], chunk
             continue
         schema = getattr(warehouse, "schema", None)
         if schema is None:
-            from shared.warehouse import load_schema
+            from shared.warehouse_schema import load_schema
 
             schema = load_schema()
         rows = frame_rows(schema, table, frame)

@@ -34,6 +34,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -41,17 +42,15 @@ from decimal import Decimal
 from typing import Any
 
 from shared.errors import ConfigurationError, PermanentError, ShopmlError, TransientError
-from shared.warehouse import (
+from shared.sql_dialect import qualify_for_bigquery, views_in_dependency_order
+from shared.warehouse_schema import (
     Column,
     RowDoesNotFit,
     TableSpec,
     WarehouseSchema,
     check_row_ids,
     conform_rows,
-    json_safe_float,
     load_schema,
-    qualify_for_bigquery,
-    views_in_dependency_order,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +80,15 @@ def _bigquery() -> Any:
 # --------------------------------------------------------------------------------------------
 # Values: conformed Python values → BigQuery's JSON representation, and query parameters
 # --------------------------------------------------------------------------------------------
+
+
+def json_safe_float(value: float) -> float | str:
+    """BigQuery's JSON API spells non-finite floats as strings."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _json_value(column: Column, value: Any) -> Any:

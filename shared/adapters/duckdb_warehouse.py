@@ -57,16 +57,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError, PermanentError, ShopmlError, TransientError
-from shared.warehouse import (
+from shared.sql_dialect import bigquery_to_duckdb, views_in_dependency_order
+from shared.warehouse_schema import (
     RowDoesNotFit,
     TableSpec,
     WarehouseSchema,
-    bigquery_to_duckdb,
     check_row_ids,
     conform_rows,
     load_schema,
     quote_identifier,
-    views_in_dependency_order,
 )
 
 if TYPE_CHECKING:

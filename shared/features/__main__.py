@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"views": views, "materialized": store.materialize(home, start, end)}))
         return 0
 
-    from shared.warehouse import create_warehouse
+    from shared.bootstrap import create_warehouse
 
     warehouse = create_warehouse(settings)
     if args.command == "export":

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shared.warehouse import TABLES_DIR, VIEWS_DIR, WarehouseSchema, load_schema
+from shared.warehouse_schema import TABLES_DIR, VIEWS_DIR, WarehouseSchema, load_schema
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_TABLES = HERE / "schemas" / "tables"

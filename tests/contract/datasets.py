@@ -19,7 +19,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.warehouse import WarehouseSchema, sample_row
+from shared.warehouse_schema import WarehouseSchema
+from tests.samples import sample_row
 
 SHOPS = ("alpha.myshopify.com", "beta.myshopify.com")
 BASE = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

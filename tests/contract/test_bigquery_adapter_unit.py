@@ -21,7 +21,7 @@ from google.cloud import bigquery
 
 from shared.adapters.bigquery_warehouse import BigQueryWarehouse, query_parameter
 from shared.errors import ConfigurationError, PermanentError, TransientError
-from shared.warehouse import RowDoesNotFit
+from shared.warehouse_schema import RowDoesNotFit
 from tests.contract.conftest import contract_schema
 
 SCHEMA = contract_schema()

@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from shared.bootstrap import create_warehouse, parse_warehouse_url
 from shared.errors import ConfigurationError, PermanentError
 from shared.settings import REPO_ROOT, Settings
-from shared.warehouse import (
-    ViewSpec,
-    WarehouseSchema,
+from shared.sql_dialect import (
     bigquery_to_duckdb,
-    create_warehouse,
-    parse_warehouse_url,
     qualify_for_bigquery,
     referenced_tables,
     views_in_dependency_order,
 )
+from shared.warehouse_schema import ViewSpec, WarehouseSchema
 
 
 def _settings(url: str) -> Settings:
@@ -46,8 +44,12 @@ def test_bigquery_url_builds_the_bigquery_adapter_without_touching_the_network()
     from shared.adapters.bigquery_warehouse import BigQueryWarehouse
 
     warehouse = create_warehouse(
-        _settings("bigquery://my-project/shop_data?location=EU&create_dataset=true"),
-        env={"SHOPML_BIGQUERY_ENDPOINT": "http://127.0.0.1:9050"},
+        Settings.from_env(
+            {
+                "SHOPML_WAREHOUSE": "bigquery://my-project/shop_data?location=EU&create_dataset=true",
+                "SHOPML_BIGQUERY_ENDPOINT": "http://127.0.0.1:9050",
+            }
+        )
     )
     assert isinstance(warehouse, BigQueryWarehouse)
     assert (warehouse.project, warehouse.dataset, warehouse.location) == ("my-project", "shop_data", "EU")
@@ -76,8 +78,8 @@ def test_a_malformed_warehouse_url_is_a_configuration_error(url: str) -> None:
 
 def test_importing_the_warehouse_modules_imports_no_database_client() -> None:
     code = (
-        "import sys, shared.warehouse, shared.ports, shared.adapters.duckdb_warehouse, "
-        "shared.adapters.bigquery_warehouse\n"
+        "import sys, shared.warehouse_schema, shared.sql_dialect, shared.bootstrap, shared.ports, "
+        "shared.adapters.duckdb_warehouse, shared.adapters.bigquery_warehouse\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('duckdb', 'sqlglot', 'pyarrow') "
         "or m.startswith('google.cloud.bigquery'))\n"
         "print(heavy)"
@@ -153,7 +155,7 @@ def test_views_are_created_after_the_views_they_read() -> None:
 
 
 def test_every_view_in_the_repository_translates_to_duckdb() -> None:
-    from shared.warehouse import load_schema
+    from shared.warehouse_schema import load_schema
 
     for view in load_schema().views.values():
         translated = bigquery_to_duckdb(view.sql)

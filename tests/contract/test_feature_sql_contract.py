@@ -15,8 +15,8 @@ import pytest
 
 from shared.features import COLUMNS
 from shared.settings import REPO_ROOT
-from shared.warehouse import sample_row
 from tests.contract.conftest import Backend
+from tests.samples import sample_row
 
 SQL = (REPO_ROOT / "shared" / "sql" / "features" / "variant_daily_features.sql").read_text()
 SHOP = "contract-features.myshopify.com"

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from shared.errors import PermanentError
-from shared.warehouse import RowDoesNotFit, WarehouseSchema, load_table_file, sample_row
+from shared.warehouse_schema import RowDoesNotFit, WarehouseSchema, load_table_file
 from tests.contract import datasets
 from tests.contract.conftest import FIXTURE_TABLES, Backend, contract_schema, skip_on_emulator
+from tests.samples import sample_row
 
 REAL = contract_schema()
 LATEST_VIEWS = sorted(
@@ -117,7 +118,7 @@ def test_a_column_added_to_a_table_file_is_added_by_ensure_schema(
     )
     raw = json.loads((FIXTURE_TABLES / "contract_entities.json").read_text())
     raw["schema"].append({"name": "colour", "type": "STRING", "mode": "NULLABLE"})
-    from shared.warehouse import parse_table
+    from shared.warehouse_schema import parse_table
 
     evolved = WarehouseSchema({**schema.tables, "contract_entities": parse_table(raw)}, schema.views)
     newer = backend.make(evolved)
@@ -203,7 +204,7 @@ def test_every_real_table_accepts_a_row_of_every_column(backend: Backend) -> Non
 
 
 def _normalised(spec: Any, row: dict[str, Any]) -> dict[str, Any]:
-    from shared.warehouse import conform_rows
+    from shared.warehouse_schema import conform_rows
 
     out = conform_rows(spec, [row])[0]
     for column in spec.columns:
@@ -438,7 +439,7 @@ def test_row_ids_must_match_rows(backend: Backend) -> None:
 
 
 def test_table_files_in_the_repository_parse() -> None:
-    from shared.warehouse import TABLES_DIR
+    from shared.warehouse_schema import TABLES_DIR
 
     for path in sorted(TABLES_DIR.glob("*.json")):
         assert load_table_file(path).name == path.stem

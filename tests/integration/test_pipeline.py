@@ -18,7 +18,7 @@ from devkit.local.stack import LocalStack, StackInfo
 from devkit.simulator.events import EventFactory, StoreSimulator, WebhookEvent
 from devkit.simulator.retail import retail_events
 from devkit.simulator.sender import send_webhooks
-from shared.warehouse import create_warehouse
+from shared.bootstrap import create_warehouse
 from tests.conftest import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -16,11 +16,11 @@ from devkit.simulator.history import write_history
 from shared import bootstrap
 from shared.adapters.object_store_registry import ObjectStoreRegistry
 from shared.adapters.object_stores import create_object_store
+from shared.bootstrap import close_warehouse, create_warehouse
 from shared.settings import REPO_ROOT, Settings
 from shared.training.export import onnx_predict, onnx_session
 from shared.training.run import run
 from shared.training.trainer import TrainerConfig
-from shared.warehouse import close_warehouse, create_warehouse
 from tests.conftest import RecordingPublisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

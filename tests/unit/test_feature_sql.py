@@ -22,7 +22,7 @@ from devkit.simulator.history import History, generate_history, write_tables
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.features import COLUMNS
 from shared.features.build import build_features, feature_sql
-from shared.warehouse import sample_row
+from tests.samples import sample_row
 
 SHOP = "features-test.myshopify.com"
 START, END = date(2024, 3, 1), date(2024, 3, 10)

@@ -19,7 +19,7 @@ from devkit.simulator.history import (
     write_history,
 )
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-from shared.warehouse import RowDoesNotFit, conform_rows, load_schema
+from shared.warehouse_schema import RowDoesNotFit, conform_rows, load_schema
 
 START, END = date(2024, 1, 1), date(2024, 4, 1)  # [start, end)
 SCHEMA = load_schema()
