@@ -20,6 +20,9 @@ Fields (stable; ``predict`` reads them):
   to one of them; deploying one explicitly takes it off the list.
 * ``updated_at``: when this generation was written (aware UTC), ``None`` for generation 0.
 * ``reason``: why this generation was written (``deploy 1.3.0``, the rollback's reason, ...).
+* ``request_keys``: idempotency keys of the last requests that changed the pointer (newest
+  last, at most ``REQUEST_KEYS_KEPT``), written in the same compare-and-swap as the change, so
+  a redelivered deploy or rollback request is recognised and acted on once.
 
 Transitions: ``load_idle_slot`` then ``flip`` (deploy), and ``rollback`` (flip to an older
 version, loading it into the idle slot first when it is not already there).
@@ -36,6 +39,7 @@ from shared.errors import PermanentError
 
 Slot = Literal["blue", "green"]
 SLOTS: tuple[Slot, Slot] = ("blue", "green")
+REQUEST_KEYS_KEPT = 50
 
 
 class PointerConflict(PermanentError):
@@ -74,6 +78,7 @@ class LivePointer:
     retired: tuple[str, ...] = ()
     updated_at: datetime | None = None
     reason: str = ""
+    request_keys: tuple[str, ...] = ()
 
     @property
     def is_live(self) -> bool:
@@ -106,6 +111,7 @@ class LivePointer:
             "retired": list(self.retired),
             "updated_at": self.updated_at,
             "reason": self.reason,
+            "request_keys": list(self.request_keys),
         }
 
     @classmethod
@@ -127,7 +133,13 @@ class LivePointer:
             retired=tuple(data.get("retired") or ()),
             updated_at=updated_at,
             reason=str(data.get("reason") or ""),
+            request_keys=tuple(data.get("request_keys") or ()),
         )
+
+
+def with_request_key(pointer: LivePointer, key: str) -> LivePointer:
+    """``pointer`` remembering ``key`` (the request that produced it); the oldest keys drop out."""
+    return replace(pointer, request_keys=(*pointer.request_keys, key)[-REQUEST_KEYS_KEPT:])
 
 
 def _with_slot(pointer: LivePointer, slot: Slot, version: str | None) -> LivePointer:

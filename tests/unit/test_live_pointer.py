@@ -8,6 +8,7 @@ import pytest
 
 from shared.errors import PermanentError
 from shared.serving.pointer import (
+    REQUEST_KEYS_KEPT,
     LivePointer,
     NothingToRollBackTo,
     deploy,
@@ -15,6 +16,7 @@ from shared.serving.pointer import (
     load_idle_slot,
     rollback,
     rollback_target,
+    with_request_key,
 )
 
 AT = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
@@ -117,3 +119,12 @@ def test_the_storage_form_round_trips() -> None:
     assert LivePointer.from_dict(as_json) == live
     with pytest.raises(PermanentError, match="unknown slot"):
         LivePointer.from_dict({**live.to_dict(), "live_slot": "red"})
+
+
+def test_request_keys_are_remembered_up_to_a_bound_newest_last() -> None:
+    pointer = LivePointer("demand")
+    for number in range(REQUEST_KEYS_KEPT + 5):
+        pointer = with_request_key(pointer, f"key-{number}")
+    assert len(pointer.request_keys) == REQUEST_KEYS_KEPT
+    assert pointer.request_keys[-1] == f"key-{REQUEST_KEYS_KEPT + 4}" and "key-0" not in pointer.request_keys
+    assert LivePointer.from_dict(pointer.to_dict()).request_keys == pointer.request_keys
