@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.metadata
+import importlib.util
+import re
+import sys
 from datetime import date
+from pathlib import Path
 
 import yaml
 
@@ -167,3 +174,122 @@ def test_trainer_image_is_built_after_tests_and_pushed_before_the_apply() -> Non
     assert "pip install -r requirements.txt -c constraints.txt" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "shared.training"]' in dockerfile
     assert "COPY shared/ shared/" in dockerfile
+
+
+# --- the trainer image's requirements ----------------------------------------------------------------
+
+TRAINER_REQUIREMENTS = REPO / "infra" / "trainer" / "requirements.txt"
+# Never in the image: test, lint, profiling and emulator tooling.
+DEV_PACKAGES = {
+    "pytest",
+    "pytest-timeout",
+    "hypothesis",
+    "ruff",
+    "mypy",
+    "pyinstrument",
+    "python-hcl2",
+    "gcp-storage-emulator",
+    "checkov",
+}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            found[canonical(name)] = version
+    return found
+
+
+def trainer_third_party_imports() -> set[str]:
+    """Dotted names of every non-stdlib, non-shared import in the trainer's import closure."""
+    spec = importlib.util.spec_from_file_location("shopml_bundle_trainer", REPO / "infra/scripts/bundle.py")
+    assert spec and spec.loader
+    bundler = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bundler
+    spec.loader.exec_module(bundler)
+    closure = bundler.closure(REPO, REPO / "shared" / "training" / "__main__.py")
+    assert "shared.training.trainer" in closure.modules and not closure.unresolved
+    found: set[str] = set()
+    for module in closure.modules:
+        tree = ast.parse(bundler.module_path(REPO, module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # "from google.cloud import bigquery": the name may be a module of a namespace.
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            found.update(
+                n
+                for n in names
+                if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] != "shared"
+            )
+    return found
+
+
+@functools.cache
+def distribution_files() -> dict[str, set[str]]:
+    return {
+        canonical(dist.metadata["Name"]): {str(f) for f in (dist.files or [])}
+        for dist in importlib.metadata.distributions()
+    }
+
+
+def distribution_of(module: str) -> str:
+    """The installed distribution that provides ``module`` (namespace packages like google.cloud.*
+    resolved by the longest dotted prefix that a distribution's RECORD holds)."""
+    parts = module.split(".")
+    for depth in range(len(parts), 0, -1):
+        stem = "/".join(parts[:depth])
+        owners = {
+            name
+            for name, files in distribution_files().items()
+            if f"{stem}/__init__.py" in files
+            or f"{stem}.py" in files
+            or any(f.startswith(f"{stem}.") and f.endswith((".so", ".pyd")) for f in files)
+        }
+        if owners:
+            assert len(owners) == 1, f"{module}: provided by {sorted(owners)}"
+            return owners.pop()
+    raise AssertionError(f"no installed distribution provides {module}")
+
+
+def test_trainer_requirements_are_pinned_like_constraints_and_hold_no_dev_tooling() -> None:
+    trainer = pins(TRAINER_REQUIREMENTS)
+    constraints = pins(REPO / "constraints.txt")
+    assert trainer, "infra/trainer/requirements.txt is empty"
+    for name, version in trainer.items():
+        assert constraints.get(name) == version, (
+            f"{name}=={version}, constraints.txt: {constraints.get(name)}"
+        )
+    assert not set(trainer) & DEV_PACKAGES
+    # Whatever the root requirements list under "dev / test" stays out too.
+    root = (REPO / "requirements.txt").read_text()
+    dev_section = root.split("# dev / test", 1)[1] if "# dev / test" in root else ""
+    dev = {canonical(line.split("==")[0]) for line in dev_section.splitlines() if "==" in line}
+    assert dev and not set(trainer) & dev
+
+
+def test_trainer_requirements_cover_every_module_the_trainer_imports() -> None:
+    trainer = set(pins(TRAINER_REQUIREMENTS))
+    imports = trainer_third_party_imports()
+    assert {"lightgbm", "onnxruntime", "numpy", "pandas"} <= {name.split(".")[0] for name in imports}
+    needed = {module: distribution_of(module) for module in imports}
+    missing = {module: dist for module, dist in needed.items() if dist not in trainer}
+    assert not missing, f"the trainer imports these, infra/trainer/requirements.txt lacks them: {missing}"
+    # The image installs that file and nothing else (constraints only pin).
+    dockerfile = (REPO / "infra" / "trainer" / "Dockerfile").read_text()
+    assert "COPY infra/trainer/requirements.txt ./requirements.txt" in dockerfile
+    installs = [line.strip() for line in dockerfile.splitlines() if "pip install" in line]
+    assert installs == ["RUN pip install -r requirements.txt -c constraints.txt"]
+    ignore = (REPO / "infra" / "trainer" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!infra/trainer/requirements.txt" in ignore and "!requirements.txt" not in ignore
