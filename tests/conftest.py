@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shared import bootstrap
-from shared.errors import PublishFailed
 from shared.webhooks import sign_webhook
+from tests.fakes import RecordingPublisher
 
 SECRET = "test-secret-1"
 OTHER_SECRET = "test-secret-2"
@@ -41,22 +40,6 @@ def shopify_headers(
     if event_id:
         headers["X-Shopify-Event-Id"] = event_id
     return headers
-
-
-class RecordingPublisher:
-    """An in-memory ``EventPublisher``; ``fail=True`` makes every publish time out."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
-        if self.fail:
-            raise PublishFailed("Pub/Sub did not acknowledge within 3.0 s")
-        with self._lock:
-            self.messages.append((topic, data, dict(attributes)))
-            return str(len(self.messages))
 
 
 @pytest.fixture

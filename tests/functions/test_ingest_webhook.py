@@ -10,7 +10,8 @@ import pytest
 
 from shared import bootstrap
 from shared.settings import Settings
-from tests.conftest import OTHER_SECRET, SECRET, RecordingPublisher, shopify_headers
+from tests.conftest import OTHER_SECRET, SECRET, shopify_headers
+from tests.fakes import RecordingPublisher
 
 ORDER = json.dumps({"id": 820982911946154508, "total_price": "598.94", "note": "café ☕"}).encode()
 

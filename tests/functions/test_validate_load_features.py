@@ -16,7 +16,7 @@ from cloudevents.http import CloudEvent
 from devkit.local.processes import free_port
 from shared import bootstrap
 from shared.settings import Settings
-from tests.unit.test_loading import MemoryWarehouse
+from tests.fakes import MemoryWarehouse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 

@@ -18,7 +18,7 @@ import pytest
 from shared.adapters.object_store_registry import ObjectStoreRegistry
 from shared.adapters.object_stores import GcsObjectStore, create_object_store
 from shared.registry import VersionExists, register_model
-from tests.conftest import RecordingPublisher
+from tests.fakes import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 

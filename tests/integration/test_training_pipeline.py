@@ -21,7 +21,7 @@ from shared.settings import REPO_ROOT, Settings
 from shared.training.export import onnx_predict, onnx_session
 from shared.training.run import run
 from shared.training.trainer import TrainerConfig
-from tests.conftest import RecordingPublisher
+from tests.fakes import RecordingPublisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

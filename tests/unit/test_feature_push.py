@@ -27,7 +27,8 @@ from shared.features.views import VARIANT_STATE
 from shared.loading import load
 from shared.logs import StructuredLogger
 from shared.validation import plan_load
-from tests.unit.test_loading import MemoryWarehouse, push_data
+from tests.fakes import MemoryWarehouse
+from tests.unit.test_loading import push_data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

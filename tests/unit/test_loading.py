@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import TransientError
 from shared.loading import load
 from shared.logs import get_logger
+from tests.fakes import MemoryWarehouse
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 ORDER = (FIXTURES / "orders_create.json").read_bytes()
@@ -35,44 +34,6 @@ def push_data(
     return {
         "message": {"data": base64.b64encode(body).decode(), "attributes": attributes, "messageId": "m-1"}
     }
-
-
-class MemoryWarehouse:
-    """A ``Warehouse`` that keeps rows in lists; can be told to fail."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[dict[str, Any]]] = {}
-        self.batches = 0
-        self.fail_with: Exception | None = None
-        self.reject_table: str | None = None  # a table whose rows "do not fit"
-        self.lock = threading.Lock()
-
-    def ensure_schema(self) -> None:
-        pass
-
-    def insert_rows(
-        self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None
-    ) -> None:
-        self.write_batch({table: rows})
-
-    def write_batch(
-        self,
-        rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]],
-        row_ids_by_table: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        with self.lock:
-            if self.fail_with is not None:
-                raise self.fail_with
-            if self.reject_table and rows_by_table.get(self.reject_table):
-                raise PermanentError(
-                    f"row does not fit table {self.reject_table}: total_price overflows NUMERIC"
-                )
-            self.batches += 1
-            for table, rows in rows_by_table.items():
-                self.tables.setdefault(table, []).extend(dict(r) for r in rows)
-
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
 
 @pytest.fixture

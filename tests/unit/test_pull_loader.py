@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from devkit.pull_loader import store_batch
 from shared.errors import TransientError
 from shared.validation import LoadPlan, plan_load
-from tests.unit.test_loading import ORDER, MemoryWarehouse
+from tests.fakes import MemoryWarehouse
+from tests.unit.test_loading import ORDER
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 

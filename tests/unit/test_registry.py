@@ -22,7 +22,7 @@ from shared.registry import (
     version_label,
 )
 from shared.settings import Settings
-from tests.conftest import RecordingPublisher
+from tests.fakes import RecordingPublisher
 
 ONNX = b"\x08\x07onnx-bytes"
 CARD = {"metrics": {"wape": 0.21}, "features": ["units_lag_7"], "window": ["2024-01-01", "2025-06-30"]}
