@@ -34,12 +34,13 @@ negative quantity, ``C`` cancellation invoices of the full dataset) are kept asi
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -157,8 +158,12 @@ def default_retail_csv() -> Path:
     return DATA_DIR / "online_retail_sample.csv"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_invoice_date(text: str) -> datetime:
-    """Read ``MM/DD/YYYY HH:MM`` or ``M/D/YY H:MM`` (month first; also ISO) as London time."""
+    """Read ``MM/DD/YYYY HH:MM`` or ``M/D/YY H:MM`` (month first; also ISO) as London time.
+
+    Cached: an invoice's lines repeat one date string, so a file has few distinct ones.
+    """
     value = text.strip()
     m = _DATE.match(value)
     if m:
@@ -172,36 +177,45 @@ def parse_invoice_date(text: str) -> datetime:
             raise ValueError(f"unreadable InvoiceDate {text!r}")
         year, month, day, hour, minute = (int(g) for g in iso.groups()[:5])
         second = int(iso.group(6) or 0)
-    return datetime(year, month, day, hour, minute, second, tzinfo=LONDON)
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=LONDON)
+    except ValueError:
+        raise ValueError(f"unreadable InvoiceDate {text!r}") from None
 
 
-def _parse_row(line: int, record: dict[str, str]) -> RetailRow:
+def parse_customer_id(text: str) -> int | None:
+    """``17850``, ``17850.0`` (the original layout) → 17850; empty, ``NA`` or ``NaN`` → None."""
+    raw = text.strip()
+    if raw in ("", "NA", "NaN", "nan"):
+        return None
+    m = _CUSTOMER.match(raw)
+    if not m:
+        raise ValueError(f"unreadable CustomerID {raw!r}")
+    return int(m.group(1))
+
+
+def read_retail_row(line: int, record: Mapping[str, str]) -> RetailRow:
+    """One invoice line of either layout, read as written: any sign of quantity, ``C``
+    invoices included. Raises ``ValueError`` naming the unreadable field. The replay
+    (``parse_retail_csv``) and the order importer (``devkit.importer``) both read rows here and
+    then decide what a row means.
+    """
     invoice = record["InvoiceNo"].strip()
     code = record["StockCode"].strip()
     if not invoice or not code:
         raise ValueError("empty InvoiceNo or StockCode")
-    if invoice.upper().startswith("C"):
-        raise ValueError(f"cancellation invoice {invoice}: a refund, not an order")
     try:
         quantity = int(record["Quantity"].strip())
     except ValueError:
         raise ValueError(f"unreadable Quantity {record['Quantity']!r}") from None
-    if quantity <= 0:
-        raise ValueError(f"Quantity {quantity} is not a sale")
     try:
         price = Decimal(record["UnitPrice"].strip())
     except InvalidOperation:
         raise ValueError(f"unreadable UnitPrice {record['UnitPrice']!r}") from None
-    if not price.is_finite() or price < 0:
+    if not price.is_finite():
         raise ValueError(f"UnitPrice {record['UnitPrice']!r} is not a price")
-    raw_customer = record["CustomerID"].strip()
-    customer: int | None = None
-    if raw_customer not in ("", "NA", "NaN", "nan"):
-        m = _CUSTOMER.match(raw_customer)
-        if not m:
-            raise ValueError(f"unreadable CustomerID {raw_customer!r}")
-        customer = int(m.group(1))
-    x = record.get("X", "").strip()
+    customer = parse_customer_id(record["CustomerID"])
+    x = (record.get("X") or "").strip()
     return RetailRow(
         line=line,
         source_index=int(x) if x.isdigit() else None,
@@ -214,6 +228,23 @@ def _parse_row(line: int, record: dict[str, str]) -> RetailRow:
         customer_id=customer,
         country=record["Country"].strip(),
     )
+
+
+def is_cancellation(invoice_no: str) -> bool:
+    """``C536379``: a cancellation invoice (its lines have negative quantities)."""
+    return invoice_no[:1] in ("C", "c")
+
+
+def _parse_row(line: int, record: dict[str, str]) -> RetailRow:
+    """A row of the replay: a sale (the replay sends orders only, no refunds)."""
+    if is_cancellation(record["InvoiceNo"].strip()):
+        raise ValueError(f"cancellation invoice {record['InvoiceNo'].strip()}: a refund, not an order")
+    row = read_retail_row(line, record)
+    if row.quantity <= 0:
+        raise ValueError(f"Quantity {row.quantity} is not a sale")
+    if row.unit_price < 0:
+        raise ValueError(f"UnitPrice {record['UnitPrice']!r} is not a price")
+    return row
 
 
 def parse_retail_csv(text: str) -> RetailData:
