@@ -15,6 +15,7 @@ itself. So importing a file twice yields the same ids and the same rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -98,6 +99,11 @@ def message_id_for(webhook_id: str) -> str:
     return f"import-{webhook_id}"
 
 
+@functools.lru_cache(maxsize=65536)
+def _money(value: Decimal) -> str:
+    return money(value)
+
+
 def encode(payload: JsonDict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -120,8 +126,8 @@ def line_payload(line: Line, current_quantity: int | None = None) -> JsonDict:
         "vendor": line.vendor,
         "quantity": line.quantity,
         "current_quantity": line.quantity if current_quantity is None else current_quantity,
-        "price": money(line.price),
-        "total_discount": money(line.discount),
+        "price": _money(line.price),
+        "total_discount": _money(line.discount),
         "taxable": line.taxable,
         "requires_shipping": line.requires_shipping,
         "gift_card": False,

@@ -132,6 +132,7 @@ class UciConverter:
         self.report = report
         self.grouper: Grouper[RetailRow] = Grouper(batch_lines)
         self.index = CancellationIndex(max_index_keys)
+        self._code_ids: dict[str, tuple[int | None, int | None]] = {}
 
     def batches(
         self, header: tuple[str, ...], records: Iterable[tuple[int, list[str]]]
@@ -184,17 +185,26 @@ class UciConverter:
 
     # -- sales -------------------------------------------------------------------------------
 
+    def _ids(self, code: str) -> tuple[int | None, int | None]:
+        """(variant id, product id) of a stock code as written; (None, None) for non-product
+        codes. Cached per code (a few thousand in a year)."""
+        ids = self._code_ids.get(code)
+        if ids is None:
+            normal = normalise_code(code)
+            ids = (None, None) if is_non_product(normal) else (variant_id_for(normal), product_id_for(normal))
+            self._code_ids[code] = ids
+        return ids
+
     def _line(self, row: RetailRow, position: int, base: int, quantity: int) -> Line:
-        code = normalise_code(row.stock_code)
-        product = not is_non_product(code)
+        variant_id, product_id = self._ids(row.stock_code)
         if base == POSITION_LINE_ID_BASE and row.source_index is not None:
             line_id = line_item_id_for(row)  # the replay's id: the same line either way
         else:
             line_id = position_line_id(base, row.invoice_no, position)
         return Line(
             id=line_id,
-            variant_id=variant_id_for(code) if product else None,
-            product_id=product_id_for(code) if product else None,
+            variant_id=variant_id,
+            product_id=product_id,
             sku=row.stock_code,
             title=row.description,
             quantity=quantity,
