@@ -22,14 +22,14 @@ endef
 TEST_PREREQS :=
 -include mk/*.mk
 
-.PHONY: help install demo test test-unit test-integration bench lint fmt infra-check system-deps clean stack-up stack-down
+.PHONY: help install demo test test-unit test-integration bench lint fmt infra-check system-deps clean stack-up stack-down bundle
 
 help:
 	@echo "make demo    - create .venv, start the local stack, run the pipeline end to end, write demo-report/"
 	@echo "make test    - create .venv if needed and run the whole test suite"
 	@echo "make bench   - run the benchmarks, write bench/out/ (copy figures to bench/RESULTS.md)"
 	@echo "make lint    - ruff + mypy;  make infra-check - terraform fmt + checkov"
-	@echo "make stack-up / stack-down - the local stack on its own"
+	@echo "make stack-up / stack-down - the local stack on its own;  make bundle - function bundles"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -97,6 +97,11 @@ fmt: install
 infra-check: $(CHECKOV_STAMP)
 	terraform fmt -check -recursive
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
+
+# Each function's deployable bundle (its folder + the shared/ files its import closure needs),
+# as Cloud Build and Terraform make them: build/functions/<name>/.
+bundle:
+	python3 infra/scripts/bundle.py --out build/functions
 
 stack-up: install
 	$(SHOPML_BIN) stack up
