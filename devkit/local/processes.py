@@ -46,6 +46,18 @@ def feature_server_argv(repo_dir: Path, port: int, registry_refresh_s: int = 5) 
     ]  # fmt: skip
 
 
+def firestore_emulator_argv(port: int) -> list[str]:
+    """The official Firestore emulator (gcloud) on loopback, native mode; ready in ~3 s.
+
+    gcloud runs it as a Java child of a wrapper: start it in its own group, stop the group."""
+    return ["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", "--quiet"]
+
+
+def firestore_ready(port: int) -> Callable[[], bool]:
+    """The Firestore emulator answers ``Ok`` on ``GET /`` once it serves."""
+    return http_answers(f"http://127.0.0.1:{port}/", expect_body=b"Ok")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
