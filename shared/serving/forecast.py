@@ -49,36 +49,29 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from shared import features as features_contract
 from shared.errors import PermanentError
 from shared.features.online import FeatureValue, fresh_value
 from shared.features.views import STRING_FEATURES, VARIANT_HISTORY, VARIANT_STATE, VIEWS, View, view_of
 from shared.serving.request import Item
 
-HISTORY_FEATURES: tuple[str, ...] = (
-    "lag_1",
-    "lag_7",
-    "lag_14",
-    "lag_28",
-    "rmean_7",
-    "rstd_7",
-    "rmean_28",
-    "rstd_28",
-)
+HISTORY_FEATURES: tuple[str, ...] = features_contract.HISTORY
+# Shop-level trading share per ISO weekday (``shop_trading_dow1..7``) where the contract has
+# them; the model takes the forecast day's weekday's one as ``shop_trading_weekday``.
+SHOP_WEEKDAY_FEATURES: tuple[str, ...] = getattr(features_contract, "SHOP", ())
 STATE_FEATURES: tuple[str, ...] = ("price", "discount", "inventory_on_hand")
-# The model inputs this module can build (``shared.training.dataset.MODEL_FEATURES``; a test
-# keeps the two equal). A card asking for anything else cannot be served.
+PLANNED_FEATURES: tuple[str, ...] = features_contract.PLANNED
+# The model inputs this module can build, in the trainer's order
+# (``shared.training.dataset.MODEL_FEATURES``; a test keeps the two equal). A card asking for
+# anything else cannot be served.
 BUILDABLE_FEATURES: tuple[str, ...] = (
     "horizon",
     *HISTORY_FEATURES,
+    *(("shop_trading_weekday",) if SHOP_WEEKDAY_FEATURES else ()),
     *STATE_FEATURES,
     "product_type_code",
     "product_age_days",
-    "dow",
-    "month",
-    "promo_active",
-    "promo_discount",
-    "days_to_promo",
-    "days_since_promo",
+    *PLANNED_FEATURES,
 )
 # What to ask the feature server for: every feature of both views.
 ONLINE_FEATURES: tuple[str, ...] = tuple(feature for view in VIEWS for feature in view.features)
@@ -235,10 +228,8 @@ def item_rows(
     product_type = values.get("product_type")
     codes = {name: index + 1 for index, name in enumerate(spec.product_types)}
     known["product_type_code"] = float(codes.get(str(product_type), 0)) if product_type is not None else 0.0
-    known["promo_active"] = 0.0
-    known["promo_discount"] = 0.0
-    known["days_to_promo"] = None
-    known["days_since_promo"] = None
+    # Promotions are not in the online store: none running (0), none known (missing).
+    known.update(promo_active=0.0, promo_discount=0.0, days_to_promo=None, days_since_promo=None)
     age = _float_or_none(values.get("product_age_days"))
     steps = np.arange(horizon_days, dtype=np.float64)
     dow, month = calendar(first_day, horizon_days)
@@ -252,8 +243,13 @@ def item_rows(
             rows[:, column] = dow
         elif name == "month":
             rows[:, column] = month
+        elif name == "shop_trading_weekday":
+            shares = [_float_or_none(values.get(f)) for f in SHOP_WEEKDAY_FEATURES]
+            rows[:, column] = [
+                spec.missing_value if shares[int(d) - 1] is None else shares[int(d) - 1] for d in dow
+            ]
         else:
-            value = known[name]
+            value = known.get(name)
             rows[:, column] = spec.missing_value if value is None else value
     return rows.astype(np.float32)
 
@@ -345,7 +341,10 @@ class FeatureCache:
 
     def get(self, variant_ids: Iterable[int]) -> dict[int, Mapping[str, FeatureValue]]:
         with self._lock:
-            return {vid: self._rows[vid] for vid in variant_ids if vid in self._rows}
+            found = {vid: self._rows[vid] for vid in variant_ids if vid in self._rows}
+            for vid in found:
+                self._rows.move_to_end(vid)
+            return found
 
     def __len__(self) -> int:
         return len(self._rows)
