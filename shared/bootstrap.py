@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from shared.errors import ConfigurationError
-from shared.ports import EventPublisher, ModelRegistry, TrainingBackend, Warehouse
+from shared.ports import EventPublisher, LivePointerStore, ModelRegistry, TrainingBackend, Warehouse
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _built: dict[str, Any] = {}
 
 def override(**parts: Any) -> None:
     """Replace parts (``settings=``, ``publisher=``, ``warehouse=``, ``registry=``,
-    ``training_backend=``) for this process; ``reset()`` undoes it."""
+    ``training_backend=``, ``live_pointer=``) for this process; ``reset()`` undoes it."""
     with _lock:
         _overrides.update(parts)
         _built.clear()
@@ -238,3 +238,27 @@ def training_backend() -> TrainingBackend:
         if "training_backend" not in _built:
             _built["training_backend"] = build_training_backend(settings())
         return _built["training_backend"]
+
+
+def build_live_pointer(current: Settings) -> LivePointerStore:
+    """A new live-pointer store: Firestore, always (the emulator when ``FIRESTORE_EMULATOR_HOST``
+    is set, as the local stack does; else the project's database). There is no in-memory
+    choice in settings: a pointer only one process sees cannot coordinate functions."""
+    from shared.adapters.firestore_pointer import FirestorePointerStore
+
+    return FirestorePointerStore(
+        current.project,
+        database=current.firestore_database,
+        collection=current.pointer_collection,
+        emulator_host=current.firestore_emulator_host,
+    )
+
+
+def live_pointer() -> LivePointerStore:
+    """The live pointers (``shared.serving.pointer``), built once on first use."""
+    if "live_pointer" in _overrides:
+        return _overrides["live_pointer"]
+    with _lock:
+        if "live_pointer" not in _built:
+            _built["live_pointer"] = build_live_pointer(settings())
+        return _built["live_pointer"]
