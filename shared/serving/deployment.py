@@ -162,6 +162,31 @@ def rollback_request_from_message(data: Mapping[str, Any]) -> RollbackRequest:
     )
 
 
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A message body that must be one JSON object."""
+    try:
+        parsed = json.loads(data or b"null")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PermanentError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise PermanentError(f"{what} is not a JSON object")
+    return parsed
+
+
+def default_deployer() -> Deployer:
+    """A ``Deployer`` over the process's registry, live pointer and warehouse (``bootstrap``)."""
+    from shared import bootstrap
+
+    settings = bootstrap.settings()
+    return Deployer(
+        bootstrap.registry(),
+        bootstrap.live_pointer(),
+        bootstrap.warehouse(),
+        GateSettings(settings.deploy_latency_budget_ms, settings.deploy_latency_samples),
+        log_level=settings.log_level,
+    )
+
+
 # -- gates -------------------------------------------------------------------------------------
 
 
