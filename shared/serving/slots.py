@@ -89,6 +89,12 @@ def load_model(
     onnx_model, card = files(model, version)
     spec = ModelSpec.from_card(version, card)
     session = onnx_session(onnx_model, threads)
+    loaded = LoadedModel(spec, session, slot, 0.0)
+    # One row of missing values: a model whose input does not match its card fails here, at
+    # load, never on a request (the slot is not switched to).
+    probe = loaded.run(np.full((1, len(spec.features)), spec.missing_value, dtype=np.float32))
+    if probe.shape != (1,):
+        raise PermanentError(f"model {version}: one input row gave {probe.shape[0]} outputs, expected 1")
     return LoadedModel(spec, session, slot, clock() - started)
 
 

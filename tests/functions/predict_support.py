@@ -154,7 +154,9 @@ def online_row(
         "product_age_days": 120,
     }
     others = {name: 0.5 for name in VARIANT_HISTORY.features if name not in history}  # shares, recency
-    row = {name: FeatureValue(value, "PRESENT", history_time) for name, value in {**history, **others}.items()}
+    row = {
+        name: FeatureValue(value, "PRESENT", history_time) for name, value in {**history, **others}.items()
+    }
     state = {"price": price, "discount": 0.0, "inventory_on_hand": inventory}
     row.update({name: FeatureValue(value, "PRESENT", state_time) for name, value in state.items()})
     assert set(state) == set(VARIANT_STATE.features)
@@ -167,10 +169,13 @@ class FeatureServer:
     def __init__(self, rows: Mapping[int, Mapping[str, FeatureValue]]) -> None:
         self.rows = dict(rows)
         self.down = False
+        self.broken = False  # raise what no caller expects (a bug), not the documented failure
         self.calls = 0
 
     def read(self, variant_ids: list[int], features: tuple[str, ...]) -> dict[int, dict[str, FeatureValue]]:
         self.calls += 1
+        if self.broken:
+            raise RuntimeError("an unexpected bug")
         if self.down:
             raise FeatureServerUnavailable("feature server /get-online-features: ConnectionError")
         not_found = FeatureValue(None, "NOT_FOUND", None)

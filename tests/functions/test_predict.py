@@ -385,6 +385,30 @@ def test_no_feature_server_configured_answers_zeros_flagged(
     assert answer["predictions"] == [{"variant_id": 101, "units": [0.0] * 5, "fallback": True}]
 
 
+def test_an_unexpected_failure_is_a_503_without_a_stack_trace(client: Any, features: FeatureServer) -> None:
+    features.broken = True
+    response = client.post("/", json=body(101), headers=bearer())
+    assert response.status_code == 503
+    assert response.json() == {"error": "internal", "message": "temporary failure; retry later"}
+
+
+def test_a_model_whose_input_does_not_match_its_card_is_never_switched_to(
+    tmp_path: Path, models: Any, features: FeatureServer, publisher: RecordingPublisher
+) -> None:
+    store = write_version(tmp_path, "1.0.0", models["1.0.0"][0], card("1.0.0"))
+    short = card("2.0.0", features=["horizon", "rmean_28"])  # the ONNX file takes 25+ inputs
+    write_version(tmp_path, "2.0.0", models["2.0.0"][0], short)
+    pointers = MemoryPointerStore()
+    pointers.deploy("1.0.0")
+    test_client, runtime = serve(settings(), pointers, store, features, publisher)
+    assert test_client.post("/", json=body(101), headers=bearer()).json()["model_version"] == "1.0.0"
+    pointers.deploy("2.0.0")
+    runtime.slots.background = lambda work: work()  # load at once, in this thread
+    runtime.slots.refresh()
+    response = test_client.post("/", json=body(101), headers=bearer())
+    assert (response.status_code, response.json()["model_version"]) == (200, "1.0.0")
+
+
 # -- CORS, metrics, sampling ------------------------------------------------------------------
 
 
