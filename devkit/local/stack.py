@@ -11,6 +11,11 @@ the generated repo under ``<home>/features/repo``) and hands the functions
 ``SHOPML_FEATURE_SERVER_URL``. Opt-in: it costs ~5 s of start-up (overlapped with the rest)
 and ~390 MB. The registry may still be empty: the server then answers 404 for every view,
 and picks up a later ``python -m shared.features apply`` within seconds.
+
+When the stack runs a serving function (``deploy_model``, ``rollback``, ``predict``) it also
+starts the official Firestore emulator (the live pointer; ``FIRESTORE_EMULATOR_HOST`` in every
+child's environment and in ``stack.json``'s ``env``). It starts first and is waited for last:
+its ~3-5 s of Java start-up overlap the rest.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from devkit.local.processes import (
     ManagedProcess,
     StackError,
     feature_server_argv,
+    firestore_emulator_argv,
+    firestore_ready,
     free_port,
     functions_framework_argv,
     http_answers,
@@ -44,6 +51,8 @@ from shared.topology import Topology, load_topology
 # The local development secret. Never used outside the local stack; say so loudly in README.
 LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"  # noqa: S105 - local only
 STATE_FILE = "stack.json"
+# Functions that read or write the live pointer (Firestore): with any of them, the emulator runs.
+FIRESTORE_FUNCTIONS = frozenset({"deploy_model", "rollback", "predict"})
 
 
 @dataclass
@@ -59,6 +68,7 @@ class StackInfo:
     env: dict[str, str] = field(default_factory=dict)  # settings every function runs with
     startup_seconds: dict[str, float] = field(default_factory=dict)
     feature_server: str = ""  # base URL of the Feast feature server, when started
+    firestore_host: str = ""  # host:port of the Firestore emulator, when started
     ready: bool = False  # every part answers and the topology exists
 
     def url(self, function: str) -> str:
@@ -120,6 +130,7 @@ class LocalStack:
             self.function_names.remove("validate_load")
         self.info: StackInfo | None = None
         self._feature_started = 0.0
+        self._firestore_started = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self, timeout_s: float = 60.0) -> StackInfo:
@@ -134,7 +145,12 @@ class LocalStack:
         stack_id = uuid.uuid4().hex
         pubsub_port = free_port()
         feature_port = free_port() if self.feature_server else None
-        base_env = {k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"}
+        firestore_port = free_port() if FIRESTORE_FUNCTIONS & set(self.function_names) else None
+        base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+        }
         settings_env = {
             "GOOGLE_CLOUD_PROJECT": self.project,
             "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_port}",
@@ -145,6 +161,8 @@ class LocalStack:
         }
         if feature_port is not None:
             settings_env["SHOPML_FEATURE_SERVER_URL"] = f"http://127.0.0.1:{feature_port}"
+        if firestore_port is not None:
+            settings_env["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{firestore_port}"
         info = StackInfo(
             stack_id=stack_id,
             project=self.project,
@@ -156,11 +174,17 @@ class LocalStack:
         child_env = {**base_env, **settings_env, STACK_ID_VAR: stack_id}
         try:
             feature_server = None
+            firestore = None
+            if firestore_port is not None:  # started first, waited for before the functions
+                firestore = self._launch_firestore(info, child_env, firestore_port)
+                self._write_state()
             if feature_port is not None:  # started first, waited for last: its ~5 s overlap the rest
                 feature_server = self._launch_feature_server(info, child_env, feature_port)
                 self._write_state()
             self._start_pubsub(info, child_env, pubsub_port, timeout_s)
             self._write_state()
+            if firestore is not None:
+                self._await_firestore(info, firestore, firestore_port or 0, timeout_s)
             for name in self.function_names:
                 self._start_function(info, child_env, name, timeout_s)
                 self._write_state()
@@ -207,6 +231,34 @@ class LocalStack:
         info.pids["pubsub-emulator"] = proc.pid
         wait_until(proc, http_answers(f"http://127.0.0.1:{port}/", b"Ok"), timeout_s, "Pub/Sub emulator")
         info.startup_seconds["pubsub-emulator"] = round(time.monotonic() - started, 3)
+
+    def _launch_firestore(self, info: StackInfo, env: dict[str, str], port: int) -> ManagedProcess:
+        gcloud_env = {
+            **env,
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
+        }
+        self._firestore_started = time.monotonic()
+        try:
+            proc = start_process(
+                "firestore-emulator",
+                firestore_emulator_argv(port),
+                gcloud_env,
+                self.home / "run" / "logs",
+                REPO_ROOT,
+            )
+        except FileNotFoundError:
+            raise StackError(
+                "gcloud not found: install the Google Cloud CLI with the cloud-firestore-emulator "
+                "component (see README, Troubleshooting)"
+            ) from None
+        info.pids["firestore-emulator"] = proc.pid
+        return proc
+
+    def _await_firestore(self, info: StackInfo, proc: ManagedProcess, port: int, timeout_s: float) -> None:
+        wait_until(proc, firestore_ready(port), timeout_s, "Firestore emulator")
+        info.firestore_host = f"127.0.0.1:{port}"
+        info.startup_seconds["firestore-emulator"] = round(time.monotonic() - self._firestore_started, 3)
 
     def _launch_feature_server(self, info: StackInfo, env: dict[str, str], port: int) -> ManagedProcess:
         from shared.features.store import REGISTRY_REFRESH_SECONDS, write_repo  # no Feast import
