@@ -9,6 +9,8 @@ per-key state described in ``grouping.py`` and ``uci.py``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import resource
 import sys
 import time
@@ -29,8 +31,27 @@ from shared.ports import Warehouse
 from shared.settings import Settings, get_settings
 from shared.validation import LoadPlan, plan_load
 
-DEFAULT_BATCH_LINES = 20_000
+DEFAULT_BATCH_LINES = 10_000
 SHOPIFY_SHOP_DOMAIN = "imported-store.myshopify.com"
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Collect garbage less often while importing (restored after).
+
+    A batch holds hundreds of thousands of young objects (bodies, plans, rows) that live until
+    it is written; with the default thresholds the collector walks them again and again
+    (~15-20% of the import's CPU on the 9-month file). Objects alive before the import are
+    frozen (left out of collections) for its duration.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def peak_rss_mb() -> float:
@@ -113,17 +134,18 @@ def import_orders(
     else:
         converter = ShopifyConverter(report, batch_lines)
         batches = converter.batches(layout.header, records)
-    for deliveries in batches:
-        if deliveries:
-            plans = [plan_delivery(d, shop, api_version, now, settings) for d in deliveries]
-            outcomes = store_batch(plans, warehouse, now)
-            for delivery, outcome in zip(deliveries, outcomes, strict=True):
-                if isinstance(outcome, TransientError):
-                    raise outcome
-                _count(report, delivery, outcome)
-            report.batches += 1
-        if progress is not None:
-            progress(report.file_lines)
+    with _fewer_gc_passes():
+        for deliveries in batches:
+            if deliveries:
+                plans = [plan_delivery(d, shop, api_version, now, settings) for d in deliveries]
+                outcomes = store_batch(plans, warehouse, now)
+                for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                    if isinstance(outcome, TransientError):
+                        raise outcome
+                    _count(report, delivery, outcome)
+                report.batches += 1
+            if progress is not None:
+                progress(report.file_lines)
     if isinstance(converter, ShopifyConverter):
         report.lines_without_sku = converter.lines_without_sku
     else:

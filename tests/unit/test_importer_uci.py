@@ -226,3 +226,15 @@ def test_a_warehouse_failure_stops_the_import(tmp_path: Path) -> None:
     warehouse.fail_with = TransientError("warehouse unavailable")
     with pytest.raises(TransientError):
         _run(_write(tmp_path, MIXED), warehouse)
+
+
+def test_bodies_are_the_bytes_json_dumps_writes(tmp_path: Path) -> None:
+    import json
+
+    from devkit.importer.bodies import _stdlib_encode, encode
+
+    warehouse = MemoryWarehouse()
+    _run(_write(tmp_path, MIXED), warehouse)
+    for raw in warehouse.tables["raw_events"]:
+        body = json.loads(raw["body"])
+        assert encode(body) == _stdlib_encode(body) == raw["body"].encode("utf-8")
