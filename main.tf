@@ -79,10 +79,16 @@ locals {
   # tests/infra/test_bigquery.py finds the functions whose code queries and holds this list to it.
   bigquery_job_users = [for name in ["validate_load"] : name if contains(keys(local.functions), name)]
 
-  # The Shopify webhook secrets: readable by ingest_webhook's account and nobody else.
-  webhook_secret_id       = "shopify-webhook-secrets"
-  webhook_secret_readers  = ["ingest_webhook"]
-  webhook_secret_function = "ingest_webhook"
+  # The Shopify webhook secrets: readable by ingest_webhook (webhook HMAC) and predict (the app
+  # proxy's signature uses the same app secrets), nobody else.
+  webhook_secret_id      = "shopify-webhook-secrets"
+  webhook_secret_readers = ["ingest_webhook", "predict"]
+
+  # predict's per-shop bearer keys (SHOPML_PREDICT_KEYS = shop_domain=key,...): predict only.
+  # The value never passes through Terraform unless predict_keys_version opts into the write-only
+  # path (infra/README.md, "Serving").
+  predict_keys_secret_id = "shopml-predict-keys"
+  predict_keys_readers   = ["predict"]
 
   # The HMAC key of the personal-data hashes (customers' email/phone): the functions that
   # write or look up those hashes read it, nobody else. Without it the hash columns stay NULL.
@@ -128,9 +134,36 @@ locals {
   # Secrets each function receives as environment variables: function => { VAR => secret }.
   function_secret_env = {
     for name in keys(local.functions) : name => merge(
-      name == local.webhook_secret_function ? { SHOPIFY_WEBHOOK_SECRETS = local.webhook_secret_id } : {},
+      contains(local.webhook_secret_readers, name) ? { SHOPIFY_WEBHOOK_SECRETS = local.webhook_secret_id } : {},
       contains(local.pii_key_readers, name) ? { SHOPML_PII_HASH_KEY = local.pii_key_secret_id } : {},
+      contains(local.predict_keys_readers, name) ? { SHOPML_PREDICT_KEYS = local.predict_keys_secret_id } : {},
     )
+  }
+
+  # Serving and blue-green (module.serving): who follows the live pointer (read and listen), who
+  # changes it (transactions), who reads the registered model files and who moves the registry's
+  # live / previous aliases. Each list is cut to the deployed functions.
+  pointer_readers  = [for name in ["predict"] : name if contains(keys(local.functions), name)]
+  pointer_writers  = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
+  registry_readers = [for name in ["predict", "deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
+  alias_movers     = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
+
+  # Per-function settings of serving: the pointer's database for its readers and writers; predict
+  # runs on functions-framework's ASGI path (its entry point is @functions_framework.aio.http) and
+  # gets the storefront origins allowed by CORS.
+  function_serving_env = {
+    for name in keys(local.functions) : name => merge(
+      contains(concat(local.pointer_readers, local.pointer_writers), name) ? { SHOPML_FIRESTORE_DATABASE = module.serving.firestore_database } : {},
+      name == "predict" ? { FUNCTION_USE_ASGI = "true", SHOPML_PREDICT_CORS_ORIGINS = join(",", var.predict_cors_origins) } : {},
+    )
+  }
+  # Every per-function variable, feature server and serving alike.
+  function_environment = {
+    for name in keys(local.functions) : name => merge(
+      lookup(local.function_feature_env, name, {}),
+      local.function_serving_env[name],
+    )
+    if length(merge(lookup(local.function_feature_env, name, {}), local.function_serving_env[name])) > 0
   }
 }
 
@@ -196,9 +229,23 @@ module "secrets" {
         if contains(keys(local.functions), name)
       }
     }
+    (local.predict_keys_secret_id) = {
+      description = "SHOPML_PREDICT_KEYS: per-shop bearer keys of predict's non-app-proxy callers (shop_domain=key,...), compared in constant time."
+      accessors = {
+        for name in local.predict_keys_readers : name => module.iam.function_members[name]
+        if contains(keys(local.functions), name)
+      }
+    }
   }
-  secret_values_wo_version = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets_version } : {}
-  secret_values_wo         = var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets } : {}
+  # Optional write-only versions (sent to Secret Manager, never stored in plan or state).
+  secret_values_wo_version = merge(
+    var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets_version } : {},
+    var.predict_keys_version > 0 ? { (local.predict_keys_secret_id) = var.predict_keys_version } : {},
+  )
+  secret_values_wo = merge(
+    var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets } : {},
+    var.predict_keys_version > 0 ? { (local.predict_keys_secret_id) = var.predict_keys } : {},
+  )
 
   depends_on = [google_project_service.this]
 }
@@ -242,8 +289,8 @@ module "functions" {
     var.secret_rollout == "" ? {} : { SHOPML_SECRET_ROLLOUT = var.secret_rollout },
   )
 
-  # Per function: the feature server's URL for its clients.
-  function_environment_variables = local.function_feature_env
+  # Per function: the feature server's URL for its clients, the serving settings.
+  function_environment_variables = local.function_environment
   # ...and VPC egress (all traffic through the connector) for exactly those functions.
   vpc_egress = local.function_vpc_egress
 
@@ -280,9 +327,15 @@ module "bigquery" {
   readers = merge(
     { for name, access in local.warehouse_access : name => module.iam.function_members[name] if access == "read" },
     { shopml_trainer = module.vertex.trainer_member },
+    # The nightly materialization reads the warehouse to build the feature table.
+    { shopml_materialize = module.features.materializer_member },
   )
-  # Project-level jobUser for the functions that query (the trainer's is in module.vertex).
-  job_users = { for name in local.bigquery_job_users : name => module.iam.function_members[name] }
+  # Project-level jobUser for the functions that query (the trainer's is in module.vertex), and
+  # for the nightly materialization job, which builds the feature table with queries.
+  job_users = merge(
+    { for name in local.bigquery_job_users : name => module.iam.function_members[name] },
+    { shopml_materialize = module.features.materializer_member },
+  )
 
   depends_on = [google_project_service.this]
 }
@@ -338,6 +391,10 @@ module "features" {
   redis_tier        = var.redis_tier
   deployer_members  = var.deployer_members
   labels            = local.labels
+  # The nightly materialization (Cloud Run Job + Cloud Scheduler), after the training request.
+  materialize_schedule  = var.materialization_schedule
+  materialize_time_zone = var.materialization_time_zone
+  materialize_paused    = var.materialization_paused
   # validate_load and predict (when deployed), plus any extra service account listed.
   invokers = merge(
     { for name in local.feature_server_clients : name => module.iam.function_members[name] },
@@ -357,6 +414,24 @@ module "network" {
   region        = var.region
   network       = "projects/${var.project_id}/global/networks/${var.feature_network}"
   ip_cidr_range = var.feature_connector_ip_cidr_range
+
+  depends_on = [google_project_service.this]
+}
+
+# Serving and blue-green: the Firestore database of the live pointers and the serving functions'
+# grants on it, on the registered model files and on the registry's aliases (module header).
+module "serving" {
+  source = "./infra/modules/serving"
+
+  project_id          = var.project_id
+  database_name       = var.firestore_database
+  location            = var.firestore_location
+  deletion_protection = var.firestore_deletion_protection
+  registry_bucket     = module.vertex.bucket_name
+  pointer_readers     = { for name in local.pointer_readers : name => module.iam.function_members[name] }
+  pointer_writers     = { for name in local.pointer_writers : name => module.iam.function_members[name] }
+  registry_readers    = { for name in local.registry_readers : name => module.iam.function_members[name] }
+  alias_movers        = { for name in local.alias_movers : name => module.iam.function_members[name] }
 
   depends_on = [google_project_service.this]
 }

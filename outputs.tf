@@ -107,3 +107,18 @@ output "feature_connector_id" {
   description = "Serverless VPC Access connector through which the feature server's callers (validate_load, predict) route all their traffic."
   value       = module.network.connector_id
 }
+
+output "firestore_database" {
+  description = "Firestore database of the live pointers (SHOPML_FIRESTORE_DATABASE)."
+  value       = module.serving.firestore_database
+}
+
+output "predict_keys_secret_id" {
+  description = "Secret Manager secret that holds SHOPML_PREDICT_KEYS (add versions with gcloud)."
+  value       = module.secrets.secret_ids[local.predict_keys_secret_id]
+}
+
+output "materialize_job" {
+  description = "Cloud Run Job of the nightly feature materialization (gcloud run jobs execute <this> --region <region> runs it by hand)."
+  value       = module.features.materialize_job
+}

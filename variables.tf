@@ -97,6 +97,7 @@ variable "activate_apis" {
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
+    "firestore.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
@@ -297,4 +298,92 @@ variable "redis_tier" {
     condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
     error_message = "redis_tier must be BASIC or STANDARD_HA."
   }
+}
+
+# --- serving and blue-green (Step 4) ---------------------------------------------------------------
+
+variable "firestore_database" {
+  type        = string
+  description = "Firestore database (Native mode) of the live pointers (SHOPML_FIRESTORE_DATABASE): (default), or a named database when the project's default one is used for something else."
+  default     = "(default)"
+
+  validation {
+    condition     = var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be (default) or 4-63 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Location of the Firestore database: a multi-region (eur3, nam5) or a region. Fixed once created; keep it near the functions (region) and where the merchants' data may live."
+  default     = "eur3"
+
+  validation {
+    condition     = can(regex("^(eur3|nam5|nam7|[a-z]+-[a-z]+[0-9])$", var.firestore_location))
+    error_message = "firestore_location must be a Firestore multi-region (eur3, nam5, nam7) or a region such as europe-west1."
+  }
+}
+
+variable "firestore_deletion_protection" {
+  type        = bool
+  description = "Refuse to delete the Firestore database (terraform destroy abandons it). Keep true outside throw-away environments."
+  default     = true
+}
+
+variable "predict_cors_origins" {
+  type        = list(string)
+  description = "Storefront origins allowed to call predict from the browser (SHOPML_PREDICT_CORS_ORIGINS), e.g. [\"https://shop.example.com\"]. App-proxy calls are same-origin and need none."
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.predict_cors_origins : can(regex("^https://[^/,*]+$", origin))])
+    error_message = "predict_cors_origins must be https origins without path or wildcard, e.g. https://shop.example.com."
+  }
+}
+
+variable "predict_keys_version" {
+  type        = number
+  description = "0 (default): Terraform never writes predict's bearer keys, add versions of shopml-predict-keys with gcloud (infra/README.md). N >= 1: write var.predict_keys as a write-only secret version; bump N to write a new value."
+  default     = 0
+
+  validation {
+    condition     = var.predict_keys_version >= 0 && floor(var.predict_keys_version) == var.predict_keys_version
+    error_message = "predict_keys_version must be a whole number >= 0."
+  }
+}
+
+variable "predict_keys" {
+  type        = string
+  description = "SHOPML_PREDICT_KEYS (shop_domain=key,...), used only when predict_keys_version >= 1. Ephemeral: never stored in plan or state. Pass it as TF_VAR_predict_keys, never in a tfvars file."
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "materialization_schedule" {
+  type        = string
+  description = "unix-cron schedule of the nightly feature materialization (Cloud Run Job shopml-materialize), in materialization_time_zone. Default 03:00 UTC: an hour after the nightly training request (training_schedule), once the day is complete."
+  default     = "0 3 * * *"
+
+  validation {
+    condition     = can(regex("^\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+$", trimspace(var.materialization_schedule)))
+    error_message = "materialization_schedule must be a unix-cron expression with five fields, e.g. \"0 3 * * *\"."
+  }
+}
+
+variable "materialization_time_zone" {
+  type        = string
+  description = "IANA time zone of materialization_schedule."
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|Etc/[A-Za-z0-9+-]+|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$", var.materialization_time_zone))
+    error_message = "materialization_time_zone must be an IANA time zone such as UTC or Europe/Berlin."
+  }
+}
+
+variable "materialization_paused" {
+  type        = bool
+  description = "Pause the nightly materialization (the job stays; gcloud run jobs execute shopml-materialize runs it by hand)."
+  default     = false
 }

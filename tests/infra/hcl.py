@@ -29,6 +29,9 @@ ALLOWED_PROJECT_GRANTS = {
     ("vertex", "trainer_runs_queries"): "roles/bigquery.jobUser",  # bigquery.jobs.create: project only
     ("vertex", "launcher_submits_jobs"): "roles/aiplatform.user",  # CustomJobs: no resource IAM
     ("bigquery", "job_user"): "roles/bigquery.jobUser",  # functions that query: jobs.create is project-only
+    ("serving", "pointer_reader"): "roles/datastore.viewer",  # Firestore: IAM on the project only
+    ("serving", "pointer_writer"): "roles/datastore.user",  # Firestore: IAM on the project only
+    ("serving", "alias_mover"): "roles/aiplatform.user",  # Vertex model aliases: no resource IAM
 }
 ALLOWED_PROJECT_ROLES = set(ALLOWED_PROJECT_GRANTS.values())
 LABELLED_TYPES = {

@@ -98,8 +98,10 @@ def test_functions_that_run_queries_hold_job_user_on_the_project_and_data_access
     assert querying <= listed, f"{sorted(querying - listed)} run queries without roles/bigquery.jobUser"
     assert job_users.endswith("nameifcontains(keys(local.functions),name)]")  # deployed ones only
     call = named_blocks(REPO, "module")["bigquery"]
+    # The functions that query, and the nightly materialization job (it builds the feature table).
     assert compact(call["job_users"]) == (
-        "{fornameinlocal.bigquery_job_users:name=>module.iam.function_members[name]}"
+        "merge({fornameinlocal.bigquery_job_users:name=>module.iam.function_members[name]},"
+        "{shopml_materialize=module.features.materializer_member})"
     )
     grant = resource(module_dir("bigquery"), "google_project_iam_member", "job_user")
     assert (grant["role"], grant["for_each"], grant["member"]) == (

@@ -96,6 +96,7 @@ def test_smoke_script_signs_like_shopify_and_catches_a_webhook_that_does_not_ver
 # --- deploying: only from the deploy branch, only the saved plan ----------------------------------
 
 GATED_STEPS = (
+    "tf-bootstrap",
     "trainer-image",
     "feature-server-image",
     "tf-apply",
@@ -174,12 +175,15 @@ def test_every_step_that_pushes_or_applies_reads_the_gate_and_applies_only_the_s
         script = step_script(steps[step_id])
         gate_at = script.index('if [[ "$$(cat /workspace/deploy)" == "true" ]]; then')
         assert script.index("docker push") > gate_at
-    # No targeted or auto-approved apply anywhere; the one apply takes the plan file, after the plan.
+    # No auto-approved apply anywhere; an apply takes a plan file saved in the same build, after
+    # that plan: tf-apply (the full plan) and tf-bootstrap (the image repository alone, the one
+    # targeted plan).
     for step_id, step in steps.items():
         script = step_script(step)
-        assert "-auto-approve" not in script and "-target" not in script, step_id
-        if step_id != "tf-apply":
+        assert "-auto-approve" not in script, step_id
+        if step_id not in {"tf-apply", "tf-bootstrap"}:
             assert "terraform apply" not in script and step.get("args", [])[:1] != ["apply"], step_id
+            assert "-target" not in script, step_id
     apply = step_script(steps["tf-apply"])
     assert "terraform apply -input=false -lock-timeout=300s /workspace/tfplan" in apply
     assert "-out=/workspace/tfplan" in step_script(steps["tf-plan"])
@@ -188,3 +192,77 @@ def test_every_step_that_pushes_or_applies_reads_the_gate_and_applies_only_the_s
     plan = step_script(steps["tf-plan"])
     assert "TF_VAR_trainer_image=" in plan and "TF_VAR_feature_server_image=" in plan
     assert plan.count("/workspace/image_tag") == 2
+
+
+BOOTSTRAP_TARGET = "module.vertex.google_artifact_registry_repository.trainer"
+
+
+def run_bootstrap(tmp_path: Path, deploy: str) -> list[list[str]]:
+    """Runs the tf-bootstrap step's script under sh with a stand-in `terraform` that records its
+    arguments (and writes the -out file like the real one); returns the recorded calls."""
+    step = next(s for s in cloudbuild()["steps"] if s["id"] == "tf-bootstrap")
+    assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(parents=True)
+    (workspace / "deploy").write_text(deploy + "\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    fake = bin_dir / "terraform"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> "{log}"\n'
+        'for arg in "$@"; do case "$arg" in -out=*) : > "${arg#-out=}";; esac; done\n'
+        'if [ "$1" = apply ]; then for arg in "$@"; do last="$arg"; done; test -f "$last" || exit 9; fi\n'
+    )
+    fake.chmod(0o755)
+    script = substitute(step["args"][1], {"PROJECT_ID": "p-123456"}).replace("/workspace/", f"{workspace}/")
+    result = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if not log.exists():
+        return []
+    return [line.split() for line in log.read_text().splitlines()]
+
+
+def test_bootstrap_creates_the_image_repository_from_a_saved_plan_only_when_deploying(tmp_path: Path) -> None:
+    # Not deploying (pull requests, other branches): terraform is not even called.
+    assert run_bootstrap(tmp_path / "pr", "false") == []
+    # Deploying: a plan of the repository alone, saved, then the apply of exactly that file.
+    plan, apply = run_bootstrap(tmp_path / "main", "true")
+    assert plan[0] == "plan" and f"-target={BOOTSTRAP_TARGET}" in plan
+    assert [a for a in plan if a.startswith("-target")] == [f"-target={BOOTSTRAP_TARGET}"]
+    out = next(a for a in plan if a.startswith("-out=")).removeprefix("-out=")
+    assert out.endswith("/bootstrap.tfplan")
+    assert apply[0] == "apply" and apply[-1] == out
+    assert not [a for a in apply if a.startswith(("-target", "-auto-approve", "-var"))]
+    # The target exists: module.vertex declares that repository.
+    from tests.infra.hcl import module_dir, resource
+
+    assert resource(module_dir("vertex"), "google_artifact_registry_repository", "trainer")
+
+
+def test_bootstrap_runs_before_the_pushes_and_before_the_full_plan() -> None:
+    steps = {step["id"]: step for step in cloudbuild()["steps"]}
+
+    def upstream(step_id: str) -> set[str]:
+        deps = {d for d in steps[step_id]["waitFor"] if d != "-"}
+        return deps.union(*(upstream(d) for d in deps)) if deps else set()
+
+    # After lint, test, the gate and terraform init (it needs the backend); before any push and
+    # before the full plan, which is then computed against the state the bootstrap left (a plan
+    # saved before it would be stale at apply).
+    assert {"lint", "test", "deploy-gate", "tf-init", "tf-validate"} <= upstream("tf-bootstrap")
+    for step_id in ("trainer-image", "feature-server-image", "tf-plan"):
+        assert "tf-bootstrap" in upstream(step_id), step_id
+    # Its variables are the full plan's required ones (the target needs no image or secret).
+    env = {entry.split("=", 1)[0] for entry in steps["tf-bootstrap"]["env"]}
+    assert {"TF_VAR_project_id", "TF_VAR_region", "TF_VAR_environment"} <= env
+    # The README no longer asks for a manual first apply.
+    readme = (REPO / "infra" / "README.md").read_text()
+    assert "Create it once by hand" not in readme and "tf-bootstrap" in readme

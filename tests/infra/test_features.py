@@ -116,6 +116,7 @@ def test_feature_server_invoked_only_by_validate_load_predict_and_the_listed_acc
     )
     assert invokers == [
         ("features", "invoker"),
+        ("features", "trigger_runs_materialize"),  # the job, not the service (test_serving.py)
         ("functions", "public_invoker"),
         ("functions", "push_invoker"),
     ]
@@ -139,7 +140,9 @@ def test_validate_load_gets_the_feature_server_url() -> None:
         "{fornameinlocal.feature_server_clients:name=>{SHOPML_FEATURE_SERVER_URL=module.features.url}}"
     )
     call = named_blocks(REPO, "module")["functions"]
-    assert call["function_environment_variables"] == "local.function_feature_env"
+    assert call["function_environment_variables"] == "local.function_environment"
+    # function_environment = the feature server's URL merged with the serving settings, per function.
+    assert "lookup(local.function_feature_env,name,{})" in compact(root_locals["function_environment"])
     assert "validate_load" in TOPOLOGY["functions"]
     # Per-function variables reach the function, and cannot replace the module's own.
     service = single(
@@ -248,8 +251,9 @@ def test_the_feature_server_url_reaches_functions_only_per_function() -> None:
         locals_of(module_dir("functions"))["runtime_environment"],
     ):
         assert FEATURE_URL not in str(source)
+    assert FEATURE_URL not in str(locals_of(REPO)["function_serving_env"])
     call = named_blocks(REPO, "module")["functions"]
-    assert call["function_environment_variables"] == "local.function_feature_env"
+    assert call["function_environment_variables"] == "local.function_environment"
     assert call["vpc_egress"] == "local.function_vpc_egress"
 
 
@@ -336,8 +340,11 @@ def test_feature_server_account_reads_the_registry_and_nothing_else() -> None:
             "roles/storage.legacyBucketReader",
         ),
     }
-    # Serving reads Redis only: no BigQuery grant, not even through the bigquery module.
-    assert "features" not in compact(named_blocks(REPO, "module")["bigquery"]["readers"])
+    # Serving reads Redis only: no BigQuery grant, not even through the bigquery module (the
+    # materialization job's account, a different one, reads the warehouse).
+    readers = compact(named_blocks(REPO, "module")["bigquery"]["readers"])
+    assert "module.features." in readers and "module.features.service_account" not in readers
+    assert set(re.findall(r"module\.features\.(\w+)", readers)) == {"materializer_member"}
     bucket = resource(FEATURES, "google_storage_bucket", "registry")
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"

@@ -93,19 +93,25 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
     # The secrets module's one (for_each) grant, and the feature server's Redis AUTH (checked in
     # test_redis_requires_auth_and_tls_and_its_secret_is_the_servers_only).
     assert sorted((d.name, n) for d, _, n, _ in accessors) == [
+        ("features", "materializer_reads_redis_auth"),  # the nightly job writes to Redis
         ("features", "server_reads_redis_auth"),
         ("secrets", "accessor"),
     ]
     _, _, _, grant = next(r for r in accessors if r[0].name == "secrets")
     assert grant["role"] == "roles/secretmanager.secretAccessor"
     root = locals_of(REPO)
-    assert root["webhook_secret_readers"] == ["ingest_webhook"]
-    assert root["webhook_secret_function"] == "ingest_webhook"
+    # predict verifies app-proxy signatures with the same Shopify app secrets.
+    assert root["webhook_secret_readers"] == ["ingest_webhook", "predict"]
     assert root["pii_key_readers"] == ["validate_load", "compliance"]
+    assert root["predict_keys_readers"] == ["predict"]
     secrets_call = named_blocks(REPO, "module")["secrets"]
     specs = dict(secrets_call["secrets"].items())
-    assert len(specs) == 2
-    by_id = {("webhook" if "webhook_secret_id" in key else "pii"): spec for key, spec in specs.items()}
+    assert len(specs) == 3
+    by_id = {key.split(".")[1].split("_secret_id")[0].split("_key")[0]: spec for key, spec in specs.items()}
+    assert set(by_id) == {"webhook", "pii", "predict"}, sorted(specs)
+    assert compact(by_id["predict"]["accessors"]).startswith(
+        "{fornameinlocal.predict_keys_readers:name=>module.iam.function_members[name]"
+    )
     assert compact(by_id["webhook"]["accessors"]).startswith(
         "{fornameinlocal.webhook_secret_readers:name=>module.iam.function_members[name]"
     )
@@ -113,8 +119,9 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
         "{fornameinlocal.pii_key_readers:name=>module.iam.function_members[name]"
     )
     env_expr = compact(root["function_secret_env"])
-    assert "SHOPIFY_WEBHOOK_SECRETS=local.webhook_secret_id" in env_expr
+    assert "contains(local.webhook_secret_readers,name)?{SHOPIFY_WEBHOOK_SECRETS=local.webhook_secret_id}" in env_expr
     assert "SHOPML_PII_HASH_KEY=local.pii_key_secret_id" in env_expr
+    assert "contains(local.predict_keys_readers,name)?{SHOPML_PREDICT_KEYS=local.predict_keys_secret_id}" in env_expr
     # Exposed to the function as SHOPIFY_WEBHOOK_SECRETS, resolved from Secret Manager.
     secret_env = named_blocks(REPO, "module")["functions"]["secret_environment_variables"]
     assert "local.function_secret_env" in secret_env and "module.secrets.secret_ids[secret]" in secret_env

@@ -7,12 +7,11 @@
 # Serving never touches BigQuery: /get-online-features reads Redis, and shopml pushes with
 # to="online" (shared/features/push.py). So the feature server has no BigQuery grant at all, and
 # in particular no project-level roles/bigquery.jobUser. Materialization (BigQuery -> Redis) and
-# `apply` (which writes the registry) are batch work: they belong in a separate job with its own
-# identity (a Cloud Run Job from this image, with the same Direct VPC egress, since a Vertex AI
-# CustomJob cannot reach Memorystore's private IP without extra networking). That identity gets
-# registry write access through var.registry_writers, dataset read through the bigquery module and
-# jobUser in the vertex-style project grant; none of it is here until the cloud batch entry point
-# exists.
+# `apply` (which writes the registry) are batch work: they run in a separate job with its own
+# identity, materialize.tf (a Cloud Run Job from this image, with the same Direct VPC egress, since
+# a Vertex AI CustomJob cannot reach Memorystore's private IP without extra networking, run nightly
+# by Cloud Scheduler). That identity gets registry write access there, dataset read and jobUser
+# through the root's bigquery module; var.registry_writers adds further writers.
 #
 # Callers: validate_load pushes, predict reads, over HTTP. Ingress is internal and invocation
 # needs IAM (roles/run.invoker for var.invokers only), so a caller must (1) reach the service

@@ -32,3 +32,18 @@ output "registry_bucket" {
   description = "Bucket of Feast's registry (SHOPML_FEATURE_BUCKET; the registry is gs://<this>/feast/registry.db)."
   value       = google_storage_bucket.registry.name
 }
+
+output "materializer_member" {
+  description = "IAM member (serviceAccount:<email>) of the materialization job, for the warehouse grants made by the root (dataset read, jobUser)."
+  value       = local.materializer_member
+}
+
+output "materialize_job" {
+  description = "Name of the Cloud Run Job of the nightly materialization (gcloud run jobs execute <this> to run it by hand)."
+  value       = google_cloud_run_v2_job.materialize.name
+}
+
+output "materialize_schedule_job" {
+  description = "ID of the Cloud Scheduler job that runs the materialization."
+  value       = google_cloud_scheduler_job.materialize.id
+}

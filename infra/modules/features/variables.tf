@@ -181,7 +181,7 @@ variable "registry_noncurrent_days" {
 
 variable "registry_writers" {
   type        = map(string)
-  description = "IAM members of the batch job(s) that run apply and materialize, keyed by a static name: objectAdmin (and legacyBucketReader) on the registry bucket. Empty until the cloud batch job exists."
+  description = "IAM members of the batch job(s) that run apply and materialize, keyed by a static name: objectAdmin (and legacyBucketReader) on the registry bucket. The nightly materialization job (materialize.tf) is a writer already; list further ones here."
   default     = {}
 
   validation {
@@ -274,4 +274,106 @@ variable "redis_auth_secret_id" {
 variable "labels" {
   type        = map(string)
   description = "Labels put on the service, the Redis instance, the bucket and the secret (app, environment, ...)."
+}
+
+# --- the nightly materialization (materialize.tf) ------------------------------------------------
+
+variable "materializer_account_id" {
+  type        = string
+  description = "Account ID of the materialization job's service account."
+  default     = "shopml-materialize"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.materializer_account_id))
+    error_message = "materializer_account_id must be 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "materialize_trigger_account_id" {
+  type        = string
+  description = "Account ID of the service account Cloud Scheduler runs the materialization job as."
+  default     = "shopml-materialize-trigger"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.materialize_trigger_account_id))
+    error_message = "materialize_trigger_account_id must be 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "materialize_job_name" {
+  type        = string
+  description = "Name of the Cloud Run Job that materializes the features."
+  default     = "shopml-materialize"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,47}[a-z0-9]$", var.materialize_job_name))
+    error_message = "materialize_job_name must be lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "materialize_schedule_name" {
+  type        = string
+  description = "Name of the Cloud Scheduler job that runs the materialization."
+  default     = "shopml-nightly-materialize"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.materialize_schedule_name))
+    error_message = "materialize_schedule_name must be lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "materialize_schedule" {
+  type        = string
+  description = "unix-cron schedule of the nightly materialization, in materialize_time_zone (the root sets it after the training request)."
+  default     = "0 3 * * *"
+
+  validation {
+    condition     = can(regex("^\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+$", trimspace(var.materialize_schedule)))
+    error_message = "materialize_schedule must be a unix-cron expression with five fields, e.g. \"0 3 * * *\"."
+  }
+}
+
+variable "materialize_time_zone" {
+  type        = string
+  description = "IANA time zone of materialize_schedule."
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|Etc/[A-Za-z0-9+-]+|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$", var.materialize_time_zone))
+    error_message = "materialize_time_zone must be an IANA time zone such as UTC or Europe/Berlin."
+  }
+}
+
+variable "materialize_paused" {
+  type        = bool
+  description = "Pause the nightly materialization (the job stays and can be run by hand)."
+  default     = false
+}
+
+variable "materialize_timeout" {
+  type        = string
+  description = "Longest a materialization task may run (Cloud Run Job task timeout, e.g. 3600s)."
+  default     = "3600s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.materialize_timeout))
+    error_message = "materialize_timeout must be a number of seconds such as 3600s."
+  }
+}
+
+variable "materialize_cpu" {
+  type        = string
+  description = "CPU limit of the materialization task."
+  default     = "2"
+}
+
+variable "materialize_memory" {
+  type        = string
+  description = "Memory limit of the materialization task (the feature table of the history window is built in memory)."
+  default     = "4Gi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.materialize_memory))
+    error_message = "materialize_memory must be written like \"512Mi\" or \"4Gi\"."
+  }
 }
