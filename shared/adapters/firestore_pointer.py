@@ -103,7 +103,7 @@ class FirestorePointerStore:
         ref = self._ref(model)
         data = new.to_dict()
 
-        @firestore.transactional  # type: ignore[untyped-decorator]
+        @firestore.transactional
         def swap(transaction: Any) -> bool:
             snapshot = ref.get(transaction=transaction)
             current = int(snapshot.get("generation") or 0) if snapshot.exists else 0
@@ -125,7 +125,7 @@ class FirestorePointerStore:
                 callback(LivePointer(model))
 
         listener = self._ref(model).on_snapshot(on_snapshot)
-        return listener.unsubscribe  # type: ignore[no-any-return]
+        return listener.unsubscribe
 
     def delete(self, model: str) -> None:
         """Remove a model's pointer (tests and teardown; nothing in the serving path calls it)."""

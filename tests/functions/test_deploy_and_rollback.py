@@ -133,8 +133,8 @@ def test_a_rejected_version_event_deploys_nothing(function_client, parts: Parts)
 
 
 def test_a_candidate_failing_a_gate_is_acknowledged_recorded_and_not_live(
-    function_client, parts: Parts
-) -> None:  # type: ignore[no-untyped-def]
+    function_client: Any, parts: Parts
+) -> None:
     parts.register("1.0.0", parity_ok=None)
     assert post(function_client("deploy_model"), parts.model_event()).status_code == 200
     assert not parts.store.get(MODEL).is_live
@@ -154,8 +154,8 @@ def test_an_unreachable_pointer_store_makes_pub_sub_redeliver(function_client, p
 
 
 def test_a_rollback_request_flips_back_once_per_key_and_records_who_and_why(
-    function_client, parts: Parts
-) -> None:  # type: ignore[no-untyped-def]
+    function_client: Any, parts: Parts
+) -> None:
     deploy_client = function_client("deploy_model")
     for version in ("1.0.0", "1.1.0"):
         parts.register(version)
@@ -182,8 +182,8 @@ def test_a_rollback_with_nowhere_to_go_is_acknowledged_and_recorded(function_cli
 
 
 def test_a_rollback_request_without_a_key_is_acknowledged_and_changes_nothing(
-    function_client, parts: Parts
-) -> None:  # type: ignore[no-untyped-def]
+    function_client: Any, parts: Parts
+) -> None:
     body = json.dumps({"model": MODEL, "reason": "x", "requested_by": "me"}).encode()
     event = push_event(body, {}, "rollback-requests")
     assert post(function_client("rollback"), event).status_code == 200
