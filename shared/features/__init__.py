@@ -29,7 +29,13 @@ HISTORY: tuple[str, ...] = (
     "rstd_7",  # population standard deviation over the same days
     "rmean_28",
     "rstd_28",
+    "sale_days_28",  # share of D-28 .. D-1 with a sale (over the days the variant existed)
+    "days_since_sale",  # days since the last sale within D-28 .. D-1 (NULL: none there)
 )
+# Shop level, known at 00:00 UTC of D: the share of the 4 days of ISO weekday k in D-28 .. D-1
+# on which the shop had any order (a shop closed on Saturdays has dow6 = 0). The trainer turns
+# them into one model input, the forecast day's weekday as seen from the forecast origin.
+SHOP: tuple[str, ...] = tuple(f"shop_trading_dow{k}" for k in range(1, 8))
 STATE: tuple[str, ...] = (
     "price",  # variant price in effect at 00:00 of D
     "discount",  # markdown: 1 - price / compare_at_price when compare_at_price > price, else 0
@@ -45,5 +51,5 @@ PLANNED: tuple[str, ...] = (
     "days_to_promo",  # days until the next announced promotion starts (0 while one runs; NULL: none known)
     "days_since_promo",  # days since the last promotion ended (0 while one runs; NULL: none yet)
 )
-COLUMNS: tuple[str, ...] = (*KEYS, LABEL, *HISTORY, *STATE, *PLANNED)  # the SQL's output, in order
+COLUMNS: tuple[str, ...] = (*KEYS, LABEL, *HISTORY, *SHOP, *STATE, *PLANNED)  # the SQL's output, in order
 CATEGORICAL: tuple[str, ...] = ("product_type",)

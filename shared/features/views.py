@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.features import HISTORY
+from shared.features import HISTORY, SHOP
 
 PROJECT = "shopml"
 ENTITY = "variant"
@@ -40,7 +40,9 @@ class View:
         return [f"{self.name}:{feature}" for feature in self.features]
 
 
-VARIANT_HISTORY = View("variant_history", (*HISTORY, "product_type", "product_age_days"), timedelta(days=2))
+VARIANT_HISTORY = View(
+    "variant_history", (*HISTORY, *SHOP, "product_type", "product_age_days"), timedelta(days=2)
+)
 VARIANT_STATE = View("variant_state", ("price", "discount", "inventory_on_hand"), timedelta(days=3))
 VIEWS: tuple[View, ...] = (VARIANT_HISTORY, VARIANT_STATE)
 VIEWS_BY_NAME: dict[str, View] = {view.name: view for view in VIEWS}

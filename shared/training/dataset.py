@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import PermanentError
-from shared.features import HISTORY, LABEL, PLANNED
+from shared.features import HISTORY, LABEL, PLANNED, SHOP
 
 MAX_HORIZON = 28
 # What the model sees for a missing value (a lag before the variant existed, no promotion
@@ -28,6 +28,9 @@ STATE_NUMERIC: tuple[str, ...] = ("price", "discount", "inventory_on_hand")
 MODEL_FEATURES: tuple[str, ...] = (
     "horizon",
     *HISTORY,
+    # From the origin row's SHOP columns, the one of the forecast day's weekday: how often the
+    # shop traded on that weekday in the 4 weeks before the origin (0: e.g. never on Saturdays).
+    "shop_trading_weekday",
     *STATE_NUMERIC,
     "product_type_code",
     "product_age_days",
@@ -48,6 +51,7 @@ class Panel:
     day: np.ndarray  # int64 days since epoch per row
     units: np.ndarray  # float64 label per row
     history: np.ndarray  # float64 [rows, len(HISTORY)]
+    shop: np.ndarray  # float64 [rows, 7]: SHOP, ISO weekday k in column k - 1
     state: np.ndarray  # float64 [rows, 3]: price, discount, inventory_on_hand
     product_type_code: np.ndarray  # float64 per row
     product_age_days: np.ndarray  # float64 per row
@@ -100,6 +104,7 @@ def to_panel(frame: pd.DataFrame, vocabulary: Sequence[str] | None = None) -> Pa
         day=day,
         units=ordered[LABEL].to_numpy(dtype=np.float64, na_value=0.0),
         history=matrix(HISTORY),
+        shop=matrix(SHOP),
         state=matrix(STATE_NUMERIC),
         product_type_code=type_code,
         product_age_days=ordered["product_age_days"].to_numpy(dtype=np.float64, na_value=np.nan),
@@ -141,8 +146,10 @@ def _assemble(panel: Panel, target: np.ndarray, horizon: np.ndarray) -> Rows:
     origin = target - (horizon - 1)  # the row whose history ends at the forecast origin
     features = np.empty((target.size, len(MODEL_FEATURES)), dtype=np.float64)
     features[:, 0] = horizon
+    weekday = panel.planned[target, PLANNED.index("dow")]
+    shop = panel.shop[origin, np.clip(np.nan_to_num(weekday, nan=1.0).astype(np.int64) - 1, 0, 6)]
     column = 1
-    for block in (panel.history[origin], panel.state[origin]):
+    for block in (panel.history[origin], shop[:, None], panel.state[origin]):
         features[:, column : column + block.shape[1]] = block
         column += block.shape[1]
     features[:, column] = panel.product_type_code[origin]

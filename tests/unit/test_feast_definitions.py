@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.features import HISTORY, STATE
+from shared.features import HISTORY, SHOP, STATE
 from shared.features.store import FeatureRepo, repo_config_yaml, write_repo
 from shared.features.views import (
     INT64_FEATURES,
@@ -55,7 +55,9 @@ def test_views_match_the_request_path_constants(objects: dict[str, Any]) -> None
 
 def test_feature_names_and_types_come_from_the_contract(objects: dict[str, Any]) -> None:
     assert set(HISTORY) <= set(VARIANT_HISTORY.features)
-    assert set(VARIANT_HISTORY.features) | set(VARIANT_STATE.features) == set(HISTORY) | set(STATE)
+    assert set(VARIANT_HISTORY.features) | set(VARIANT_STATE.features) == set(HISTORY) | set(SHOP) | set(
+        STATE
+    )
     for view in VIEWS:
         for field in objects[view.name].features:
             expected = (

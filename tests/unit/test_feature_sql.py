@@ -293,6 +293,37 @@ def test_lags_and_rolling_windows_on_a_dense_spine(hand_made: pd.DataFrame) -> N
     assert v1.loc["2024-03-06", "rmean_28"] == pytest.approx(5 / 15)  # 15 days existed
 
 
+def test_intermittency_features_read_the_28_days_before(hand_made: pd.DataFrame) -> None:
+    v1, series = rows_of(hand_made, V1), v1_series()
+    days = list(series.index)
+    for day in v1.index:
+        i = days.index(day)
+        window = series.iloc[max(i - 28, 0) : i].to_numpy()
+        assert v1.loc[day, "sale_days_28"] == pytest.approx((window > 0).mean()), day
+        sold = np.flatnonzero(window > 0)
+        expected = float(window.size - sold[-1]) if sold.size else np.nan
+        assert v1.loc[day, "days_since_sale"] == pytest.approx(expected, nan_ok=True), day
+    assert v1.loc["2024-03-06", "days_since_sale"] == 3.0  # last sale 03-03; 03-04 netted to 0
+    assert v1.loc["2024-03-06", "sale_days_28"] == pytest.approx(3 / 15)  # V1 existed 15 days
+    v2 = rows_of(hand_made, V2)
+    assert (
+        np.isnan(v2.loc["2024-03-04", "days_since_sale"]) and v2.loc["2024-03-05", "days_since_sale"] == 1.0
+    )
+
+
+def test_shop_trading_shares_per_weekday_from_orders_before_midnight(hand_made: pd.DataFrame) -> None:
+    """Non-test orders on 02-25 (Sun), 03-02 (Sat), 03-03 (Sun), 03-04 (Mon), 03-06 (Wed),
+    03-08 (Fri): the share of the 4 same weekdays in D-28..D-1 with an order."""
+    shop = [f"shop_trading_dow{k}" for k in range(1, 8)]
+    for variant in (V1, V2, V3):  # shop level: the same on every variant's row of a day
+        rows = rows_of(hand_made, variant)
+        assert rows.loc["2024-03-09", shop].tolist() == [0.25, 0.0, 0.25, 0.0, 0.25, 0.25, 0.5]
+    v1 = rows_of(hand_made, V1)
+    # On Monday 03-04 its own orders do not count yet; the test order of 03-02 never does.
+    assert v1.loc["2024-03-04", shop].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.5]
+    assert v1.loc["2024-03-01", shop].tolist() == [0.0] * 6 + [0.25]
+
+
 def test_price_and_discount_as_of_midnight(hand_made: pd.DataFrame) -> None:
     v1 = rows_of(hand_made, V1)
     expected = {
@@ -577,6 +608,14 @@ LEAKY = {
     "lag_1 reads D": ("LAG(units, 1)", "LAG(units, 0)"),
     "rolling window includes D": ("7 PRECEDING AND 1 PRECEDING", "6 PRECEDING AND CURRENT ROW"),
     "as-of joins take rows stamped during D": ("INTERVAL 1 DAY) AS DATE)", "INTERVAL 0 DAY) AS DATE)"),
+    "shop trading counts the orders of D": (
+        "AND CAST(DATE_SUB(c.cal_day, INTERVAL 1 DAY) AS DATE)",
+        "AND c.cal_day",
+    ),
+    "days since a sale counts D": (
+        "ORDER BY cal_day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING\n      ),\n      DAY",
+        "ORDER BY cal_day ROWS BETWEEN 28 PRECEDING AND CURRENT ROW\n      ),\n      DAY",
+    ),
     "promotions announced during D count": (
         "TIMESTAMP(c.cal_day)",
         "TIMESTAMP(DATE_ADD(c.cal_day, INTERVAL 1 DAY))",

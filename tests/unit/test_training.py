@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from shared.errors import PermanentError
-from shared.features import COLUMNS, HISTORY, PLANNED
+from shared.features import COLUMNS, HISTORY, PLANNED, SHOP
 from shared.ports import ModelVersion
 from shared.training import dataset, export, metrics
 from shared.training.dataset import MODEL_FEATURES
@@ -47,6 +47,11 @@ def panel_frame(n_variants: int = 3, days: int = 150, seed: int = 0) -> pd.DataF
                     "rstd_7": np.std(week) if week else np.nan,
                     "rmean_28": np.mean(past) if past else np.nan,
                     "rstd_28": np.std(past) if past else np.nan,
+                    "sale_days_28": float(np.mean(np.array(past) > 0)) if past else np.nan,
+                    "days_since_sale": next(
+                        (float(k) for k in range(1, 29) if t >= k and units[t - k] > 0), np.nan
+                    ),
+                    **{f"shop_trading_dow{k}": 1.0 for k in range(1, 8)},
                     "price": 20.0 + v,
                     "discount": 0.0,
                     "inventory_on_hand": 50.0,
@@ -194,6 +199,8 @@ def test_scores_are_split_by_horizon() -> None:
 
 def test_direct_rows_take_history_from_the_origin_and_calendar_from_the_target() -> None:
     frame = panel_frame(n_variants=2, days=80)
+    for k in range(1, 8):  # a distinct value per weekday and day, to see which one is picked
+        frame[SHOP[k - 1]] = k + frame["date"].dt.dayofyear / 1000
     panel = dataset.to_panel(frame)
     cutoff = panel.last_day - 28
     rows = dataset.holdout_rows(panel, cutoff)
@@ -210,6 +217,11 @@ def test_direct_rows_take_history_from_the_origin_and_calendar_from_the_target()
         assert rows.features[i, lag1] == panel.units[origin - 1]
         assert rows.features[i, dow] == panel.planned[target, PLANNED.index("dow")]
         assert rows.label[i] == panel.units[target]
+        # The shop input is the origin row's share for the forecast day's weekday.
+        weekday = int(panel.planned[target, PLANNED.index("dow")])
+        assert (
+            rows.features[i, MODEL_FEATURES.index("shop_trading_weekday")] == panel.shop[origin, weekday - 1]
+        )
         # Seasonal naive reads a day on or before the origin, the same weekday.
         source_day = panel.day[target] - 7 * int(np.ceil(h / 7))
         assert source_day <= cutoff and (panel.day[target] - source_day) % 7 == 0

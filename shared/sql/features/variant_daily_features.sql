@@ -35,6 +35,12 @@
 --     an untracked level (available NULL) counts 0; NULL before the first level is known.
 --   product_type: the product's newest version that is not a delete tombstone (a tombstone
 --     carries no type); treated as a static attribute. product_age_days = D - DATE(created_at).
+-- Intermittency (variant, over D-28..D-1): sale_days_28 = share of those days with a sale;
+--   days_since_sale = days since the last of them with a sale (NULL: none in those 28 days).
+-- Shop trading (shop level, the same on every variant's row): shop_trading_dow1..7 = share of
+--   the 4 days of ISO weekday k in D-28..D-1 on which the shop had any (non-test) order, of
+--   any line, products or not. A shop that never trades on Saturdays has dow6 = 0; one that
+--   closed over Christmas shows it from the next day on. Only orders created before D 00:00.
 -- Promotions (table promotions): a version counts for D when created_at and updated_at are
 -- before D 00:00 (newest such version per promotion); a promotion covers every UTC day that
 -- [starts_at, ends_at) overlaps (ends_at exclusive, NULL open-ended). promo_active /
@@ -282,6 +288,16 @@ history AS (
     STDDEV_POP(units) OVER (
       PARTITION BY shop_domain, variant_id ORDER BY cal_day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING
     ) AS rstd_28,
+    AVG(IF(units > 0, 1.0, 0.0)) OVER (
+      PARTITION BY shop_domain, variant_id ORDER BY cal_day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING
+    ) AS sale_days_28,
+    DATE_DIFF(
+      cal_day,
+      LAST_VALUE(IF(units > 0, cal_day, NULL) IGNORE NULLS) OVER (
+        PARTITION BY shop_domain, variant_id ORDER BY cal_day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING
+      ),
+      DAY
+    ) AS days_since_sale,
     LAST_VALUE(new_price IGNORE NULLS) OVER (
       PARTITION BY shop_domain, variant_id ORDER BY cal_day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS price,
@@ -310,6 +326,31 @@ shop_day AS (
   SELECT shop_domain, cal_day
   FROM (SELECT DISTINCT shop_domain FROM variant_span) AS shops
   CROSS JOIN UNNEST(GENERATE_DATE_ARRAY(@start_date, @end_date)) AS cal_day
+),
+shop_trading AS (
+  SELECT DISTINCT shop_domain, DATE(created_at) AS trade_day
+  FROM orders_latest
+  WHERE NOT COALESCE(test, FALSE)
+    AND DATE(created_at) >= CAST(DATE_SUB(@start_date, INTERVAL 28 DAY) AS DATE)
+    AND DATE(created_at) < @end_date
+),
+shop_week AS (
+  SELECT
+    c.shop_domain,
+    c.cal_day,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 0) / 4 AS dow1,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 1) / 4 AS dow2,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 2) / 4 AS dow3,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 3) / 4 AS dow4,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 4) / 4 AS dow5,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 5) / 4 AS dow6,
+    COUNTIF(MOD(DATE_DIFF(t.trade_day, DATE '1900-01-01', DAY), 7) = 6) / 4 AS dow7
+  FROM shop_day AS c
+  LEFT JOIN shop_trading AS t
+    ON c.shop_domain = t.shop_domain
+    AND t.trade_day BETWEEN CAST(DATE_SUB(c.cal_day, INTERVAL 28 DAY) AS DATE)
+    AND CAST(DATE_SUB(c.cal_day, INTERVAL 1 DAY) AS DATE)
+  GROUP BY c.shop_domain, c.cal_day
 ),
 promotion_known AS (
   SELECT shop_domain, cal_day, discount, first_day, last_day
@@ -356,6 +397,15 @@ SELECT
   h.rstd_7,
   h.rmean_28,
   h.rstd_28,
+  h.sale_days_28,
+  CAST(h.days_since_sale AS FLOAT64) AS days_since_sale,
+  CAST(COALESCE(sw.dow1, 0) AS FLOAT64) AS shop_trading_dow1,
+  CAST(COALESCE(sw.dow2, 0) AS FLOAT64) AS shop_trading_dow2,
+  CAST(COALESCE(sw.dow3, 0) AS FLOAT64) AS shop_trading_dow3,
+  CAST(COALESCE(sw.dow4, 0) AS FLOAT64) AS shop_trading_dow4,
+  CAST(COALESCE(sw.dow5, 0) AS FLOAT64) AS shop_trading_dow5,
+  CAST(COALESCE(sw.dow6, 0) AS FLOAT64) AS shop_trading_dow6,
+  CAST(COALESCE(sw.dow7, 0) AS FLOAT64) AS shop_trading_dow7,
   h.price,
   h.discount,
   CAST(h.inventory_on_hand AS FLOAT64) AS inventory_on_hand,
@@ -370,5 +420,7 @@ SELECT
 FROM history AS h
 LEFT JOIN promotion_day AS pd
   ON h.shop_domain = pd.shop_domain AND h.cal_day = pd.cal_day
+LEFT JOIN shop_week AS sw
+  ON h.shop_domain = sw.shop_domain AND h.cal_day = sw.cal_day
 WHERE h.cal_day BETWEEN @start_date AND @end_date
 ORDER BY h.shop_domain, h.variant_id, h.cal_day
