@@ -18,7 +18,8 @@ EXIT_CODES = """exit codes:
   0  done
   1  failed (a transient failure worth retrying, or a part of the stack is down)
   2  bad input (a wrong argument, a file that cannot be read, not enough history)
-  3  train: ONNX parity failed, nothing registered
+  3  train: ONNX parity failed, nothing registered; deploy/rollback: refused (a gate failed,
+     nothing to roll back to, a concurrent change won)
   130 interrupted (Ctrl-C)"""
 
 
@@ -123,6 +124,38 @@ def cmd_features(args: argparse.Namespace) -> int:
     return features_main(argv)
 
 
+# --- deploy / rollback --------------------------------------------------------------------------
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from devkit.deploy_cli import run_deploy
+
+    return run_deploy(
+        args.model,
+        args.version,
+        force=args.force,
+        reason=args.reason,
+        requested_by=args.requested_by,
+        home=args.home,
+        as_json=args.json,
+    )
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from devkit.deploy_cli import run_rollback
+
+    return run_rollback(
+        args.model,
+        args.reason,
+        requested_by=args.requested_by,
+        idempotency_key=args.idempotency_key,
+        via_topic=args.via_topic,
+        wait_seconds=args.wait,
+        home=args.home,
+        as_json=args.json,
+    )
+
+
 # --- simulate -----------------------------------------------------------------------------------
 
 
@@ -202,6 +235,43 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--start", type=_day, default=None, help="first day")
     features.add_argument("--end", type=_day, default=None, help="last day, inclusive (default: today, UTC)")
     features.add_argument("--from-offline", action="store_true", help="materialize the exported parquet")
+
+    deploy = add(
+        "deploy",
+        cmd_deploy,
+        "put a registered model version live through the gates (card, training's promotion, ONNX "
+        "parity, latency, smoke) in one atomic flip of the live pointer",
+    )
+    deploy.add_argument("model", help="model name, e.g. demand")
+    deploy.add_argument("version", help="registered version, e.g. 1.2.0")
+    deploy.add_argument("--force", action="store_true", help="skip the gates (the record says forced)")
+    deploy.add_argument("--reason", default="", help="why (recorded in model_deployments)")
+    deploy.add_argument("--requested-by", default=None, help="who asks (default cli:<user>)")
+    deploy.add_argument(
+        "--home", type=Path, default=None, help="local stack's state folder (default: SHOPML_HOME)"
+    )
+    deploy.add_argument("--json", action="store_true", help="also print the outcome as one JSON line")
+
+    rollback = add(
+        "rollback",
+        cmd_rollback,
+        "flip the live model back to the previous version (or the next older promoted one); never back "
+        "to a version rolled away from",
+    )
+    rollback.add_argument("model", help="model name, e.g. demand")
+    rollback.add_argument("--reason", required=True, help="why (recorded in model_deployments)")
+    rollback.add_argument("--requested-by", default=None, help="who asks (default cli:<user>)")
+    rollback.add_argument(
+        "--idempotency-key", default=None, help="the same key rolls back once (default: new)"
+    )
+    rollback.add_argument(
+        "--via-topic",
+        action="store_true",
+        help="publish to rollback-requests, as drift_monitor does, and wait for the flip",
+    )
+    rollback.add_argument("--wait", type=float, default=30.0, help="with --via-topic: seconds to wait")
+    rollback.add_argument("--home", type=Path, default=None, help="local stack's state folder")
+    rollback.add_argument("--json", action="store_true", help="also print the outcome as one JSON line")
 
     simulate = add(
         "simulate", cmd_simulate, "send a simulated store's or the retail sample's signed webhooks"

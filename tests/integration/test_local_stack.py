@@ -26,7 +26,7 @@ def test_up_then_down_leaves_no_process(tmp_path: Path) -> None:
         state = json.loads((tmp_path / "run" / "stack.json").read_text())
         assert state["functions"] == info.functions
         implemented = {f.name for f in load_topology().functions if f.implemented}
-        assert set(info.pids) == {"pubsub-emulator"} | implemented
+        assert set(info.pids) == {"pubsub-emulator", "firestore-emulator"} | implemented
         assert {"ingest_webhook", "validate_load"} <= implemented
         assert all(pid_alive(pid) for pid in info.pids.values())
         # The gcloud wrapper starts a Java child: more processes than we recorded carry the marker.

@@ -13,7 +13,7 @@ import pytest
 from devkit.cli import build_parser, main
 from devkit.progress import Progress
 
-SUBCOMMANDS = ("stack", "demo", "import-orders", "train", "features", "simulate")
+SUBCOMMANDS = ("stack", "demo", "import-orders", "train", "features", "deploy", "rollback", "simulate")
 # google.cloud itself is a namespace package some .pth files import at start-up; its clients are heavy.
 HEAVY = (
     "pandas", "numpy", "lightgbm", "onnxruntime", "duckdb", "feast", "scipy", "sqlglot",
@@ -59,6 +59,7 @@ def test_subcommands_are_the_documented_ones() -> None:
         ["train", "--end", "2024-12-31"],
         ["import-orders", "x.csv", "--format", "xml"],
         ["stack", "sideways"],
+        ["rollback", "demand"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
