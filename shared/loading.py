@@ -10,6 +10,12 @@ warehouse batch. Retrying is a decision made here:
   should have caught): the event is quarantined with that reason instead, so it is not
   retried forever and not dropped.
 
+Redelivery adds nothing but an audit row: every row has a deterministic id (the raw landing
+row the Pub/Sub message id, the others ``<webhook_id>:<table>:<index>``), the DuckDB adapter
+skips an id its table holds, BigQuery drops most repeats and the ``*_latest`` views fold the
+rest. So a Shopify retry (same webhook, new message) adds one ``raw_events`` row, and the same
+message delivered twice adds none.
+
 Concurrent deliveries share transactions inside the DuckDB adapter (group commit); the pull
 loader (``devkit.pull_loader``) writes whole batches at once.
 """

@@ -3,9 +3,16 @@
 Same contract as ``BigQueryWarehouse`` (``shared.ports.Warehouse``); where it differs:
 
 * Partitioning, clustering and partition expiration in the table files are BigQuery storage
-  options and are ignored here. ``row_ids`` are ignored too: every insert appends, and the
-  latest-state views remove duplicates (as they must on BigQuery, whose de-duplication is
-  best-effort).
+  options and are ignored here.
+* ``row_ids`` are a key: a row whose id this table already holds is skipped (insert-or-ignore),
+  so a redelivered message adds nothing, and neither does a second row with the same id in one
+  batch. The ids live in a ledger table, ``_shopml_row_ids (table_name, row_id)`` with that
+  primary key, written in the same transaction as the rows (the tables themselves stay exactly
+  the table files' columns, as on BigQuery, whose de-duplication on the same ids is best-effort
+  and whose latest-state views fold what it misses). Rows written without ids (``insert_frame``,
+  ``insert_rows`` without ``row_ids``) always append. A file made before the ledger existed gets
+  it on its next ``ensure_schema``; rows written before that are not in it, so a redelivery of
+  one of those old events appends once more (the views fold it).
 * ``write_batch`` is one transaction: all rows of the call land, or none do. (BigQuery: one
   insert per table.)
 * BIGNUMERIC is stored as DECIMAL(38, 9) (DuckDB decimals stop at 38 digits); ``conform_rows``
@@ -75,6 +82,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOCK_CONFLICT = re.compile(r"Could not set lock|Conflicting lock|lock on file", re.IGNORECASE)
+# Two writer threads claimed the same row id in concurrent transactions: the later commit fails.
+_KEY_CONFLICT = re.compile(r"PRIMARY KEY or UNIQUE constraint violation|duplicate key", re.IGNORECASE)
+ROW_IDS_TABLE = "_shopml_row_ids"  # the ledger of row ids written: (table_name, row_id), primary key
+_KEY_CONFLICT_ATTEMPTS = 3
 
 
 def _duckdb() -> Any:
@@ -353,11 +364,15 @@ def _converter(duck_type: Any) -> Converter | None:
 # --------------------------------------------------------------------------------------------
 
 
+RowKeys = dict[str, list[str | None]]  # per table, each row's id (None: no id, always appended)
+
+
 @dataclass
 class _Unit:
-    """One ``write_batch`` call: its conformed rows per table, written all or nothing."""
+    """One ``write_batch`` call: its conformed rows per table and their ids, written all or nothing."""
 
     rows_by_table: dict[str, list[dict[str, Any]]]
+    keys_by_table: RowKeys
     lock_timeout_seconds: float
 
 
@@ -428,22 +443,28 @@ class DuckDBWarehouse:
     def insert_rows(
         self, table: str, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str] | None = None
     ) -> None:
-        """Append rows to one table, in one transaction. ``row_ids`` are ignored (see module doc)."""
+        """Append rows to one table, in one transaction; a row whose id the table holds is skipped."""
         check_row_ids(table, rows, row_ids)
-        self.write_batch({table: rows})
+        self.write_batch({table: rows}, {table: row_ids} if row_ids is not None else None)
 
     def write_batch(
         self,
         rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]],
         row_ids_by_table: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """Append rows to several tables in ONE transaction: all of them are written or none."""
+        """Append rows to several tables in ONE transaction: all of them are written or none.
+
+        A row whose id (``row_ids_by_table``) its table already holds, or that repeats an id
+        earlier in the call, is skipped: writing the same message twice adds nothing.
+        """
         conformed: dict[str, list[dict[str, Any]]] = {}
+        keys: RowKeys = {}
         for table, rows in rows_by_table.items():
-            if row_ids_by_table and table in row_ids_by_table:
-                check_row_ids(table, rows, row_ids_by_table[table])
+            ids = row_ids_by_table.get(table) if row_ids_by_table else None
+            check_row_ids(table, rows, ids)
             if rows:
                 conformed[table] = conform_rows(self.schema.table(table), rows)
+                keys[table] = list(ids) if ids is not None else [None] * len(rows)
         if not conformed:
             return
         self._ready()
@@ -452,7 +473,7 @@ class DuckDBWarehouse:
 
         try:
             committer.submit(
-                _Unit(conformed, self.lock_timeout_seconds),
+                _Unit(conformed, keys, self.lock_timeout_seconds),
                 timeout=2 * self.lock_timeout_seconds + 30,
                 key=self._schema_key,
             )
@@ -628,6 +649,13 @@ class DuckDBWarehouse:
                 "AND schema_name = 'main' AND NOT internal"
             ).fetchall()
         }
+        if ROW_IDS_TABLE in self.schema.tables or ROW_IDS_TABLE in self.schema.views:
+            raise ConfigurationError(f"{ROW_IDS_TABLE} is the DuckDB adapter's own table: rename that file")
+        # Added to files made before it existed too: a missing ledger is the only migration.
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {ROW_IDS_TABLE} "
+            "(table_name VARCHAR NOT NULL, row_id VARCHAR NOT NULL, PRIMARY KEY (table_name, row_id))"
+        )
         for spec in self.schema.tables.values():
             if spec.name in views:
                 raise ConfigurationError(
@@ -677,33 +705,63 @@ class DuckDBWarehouse:
         try:
             if len(units) > 1:
                 merged: dict[str, list[dict[str, Any]]] = {}
+                merged_keys: RowKeys = {}
                 for unit in units:
                     for table, rows in unit.rows_by_table.items():
                         merged.setdefault(table, []).extend(rows)
+                        merged_keys.setdefault(table, []).extend(unit.keys_by_table[table])
                 try:
-                    self._write(cursor, merged)
+                    self._write(cursor, merged, merged_keys)
                     return [None] * len(units)
                 except (_TableWriteFailed, duckdb.Error) as exc:
                     self._rollback(cursor)
                     if self._is_fatal(exc):
                         return [self._map_write_error(cursor, exc)] * len(units)
-            outcomes: list[BaseException | None] = []
-            for unit in units:
-                try:
-                    self._write(cursor, unit.rows_by_table)
-                    outcomes.append(None)
-                except (_TableWriteFailed, duckdb.Error) as exc:
-                    self._rollback(cursor)
-                    outcomes.append(self._map_write_error(cursor, exc))
-            return outcomes
+            return [self._write_unit(cursor, unit) for unit in units]
         finally:
             self._db.release(cursor)
 
+    def _write_unit(self, cursor: Any, unit: _Unit) -> BaseException | None:
+        """Write one unit in its own transaction; None when written. A commit that lost a race
+        for a row id to the other writer thread is tried again: the ids it claims are now known
+        and skipped."""
+        duckdb = _duckdb()
+        attempt = 1
+        while True:
+            try:
+                self._write(cursor, unit.rows_by_table, unit.keys_by_table)
+                return None
+            except (_TableWriteFailed, duckdb.Error) as exc:
+                self._rollback(cursor)
+                if attempt < _KEY_CONFLICT_ATTEMPTS and _is_key_conflict(exc):
+                    attempt += 1
+                    continue
+                return self._map_write_error(cursor, exc)
+
+    @classmethod
+    def _write(
+        cls, cursor: Any, rows_by_table: Mapping[str, list[dict[str, Any]]], keys_by_table: RowKeys
+    ) -> None:
+        """One transaction. Its row ids go into the ledger with a plain INSERT (the primary key
+        refuses one already there); only when it does (a redelivery) is the transaction redone
+        with ``ON CONFLICT DO NOTHING``, which is several times slower, skipping the known rows."""
+        try:
+            cls._write_once(cursor, rows_by_table, keys_by_table, skip_known=False)
+        except _RowIdsKnown:
+            cls._rollback(cursor)
+            cls._write_once(cursor, rows_by_table, keys_by_table, skip_known=True)
+
     @staticmethod
-    def _write(cursor: Any, rows_by_table: Mapping[str, list[dict[str, Any]]]) -> None:
+    def _write_once(
+        cursor: Any,
+        rows_by_table: Mapping[str, list[dict[str, Any]]],
+        keys_by_table: RowKeys,
+        *,
+        skip_known: bool,
+    ) -> None:
         duckdb = _duckdb()
         cursor.begin()
-        for table, rows in rows_by_table.items():
+        for table, rows in _claim_row_ids(cursor, rows_by_table, keys_by_table, skip_known).items():
             try:
                 sql, params = _insert_statement(table, rows)
                 cursor.execute(sql, params)
@@ -820,6 +878,61 @@ def _insert_statement(table: str, rows: list[dict[str, Any]]) -> tuple[str, list
     if len(rows) == 1:
         return _insert_sql(table, columns, True), [first[c] for c in columns]
     return _insert_sql(table, columns, False), [[row[c] for row in rows] for c in columns]
+
+
+class _RowIdsKnown(Exception):
+    """The ledger already holds one of the batch's row ids (a redelivery)."""
+
+
+def _claim_row_ids(
+    cursor: Any, rows_by_table: Mapping[str, list[dict[str, Any]]], keys_by_table: RowKeys, skip_known: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """Inside the open transaction: record the batch's row ids in the ledger (one statement) and
+    return the rows to insert: those without an id, and the first row of each id new to its
+    table. Without ``skip_known`` an id the ledger holds raises ``_RowIdsKnown`` (the
+    transaction is then void); with it, the rows of known ids are left out."""
+    duckdb = _duckdb()
+    tables: list[str] = []
+    ids: list[str] = []
+    for table, keys in keys_by_table.items():
+        for row_id in dict.fromkeys(k for k in keys if k is not None):
+            tables.append(table)
+            ids.append(row_id)
+    if not ids:
+        return dict(rows_by_table)
+    insert = f"INSERT INTO {ROW_IDS_TABLE} (table_name, row_id) SELECT UNNEST($1), UNNEST($2)"
+    if skip_known:
+        fresh = set(
+            cursor.execute(
+                f"{insert} ON CONFLICT DO NOTHING RETURNING table_name, row_id", [tables, ids]
+            ).fetchall()
+        )
+    else:
+        try:
+            cursor.execute(insert, [tables, ids])
+        except duckdb.ConstraintException as exc:
+            if not _is_key_conflict(exc):
+                raise
+            raise _RowIdsKnown(str(exc)) from exc
+        fresh = set(zip(tables, ids, strict=True))
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for table, rows in rows_by_table.items():
+        keys = keys_by_table.get(table) or [None] * len(rows)
+        chosen = []
+        for row, key in zip(rows, keys, strict=True):
+            if key is None:
+                chosen.append(row)
+            elif (table, key) in fresh:
+                fresh.discard((table, key))  # a repeat later in the batch is skipped
+                chosen.append(row)
+        if chosen:
+            kept[table] = chosen
+    return kept
+
+
+def _is_key_conflict(exc: BaseException) -> bool:
+    error = exc.error if isinstance(exc, _TableWriteFailed) else exc
+    return _KEY_CONFLICT.search(str(error)) is not None
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
@@ -244,3 +245,57 @@ def test_a_connection_declared_broken_is_reopened_once_free(tmp_path: Path) -> N
     warehouse.insert_rows("contract_entities", [_entity(2)])
     assert warehouse.stats["opens"] == opens + 1
     assert warehouse.query("SELECT COUNT(*) AS n FROM contract_entities") == [{"n": 2}]
+
+
+def test_the_same_rows_written_from_eight_threads_at_once_land_once(tmp_path: Path) -> None:
+    """Redeliveries racing each other: whichever transaction commits first writes the rows;
+    the others (grouped with it, or in the other writer thread) add nothing and do not fail."""
+    warehouse = DuckDBWarehouse(tmp_path / "races.duckdb", SCHEMA)
+    warehouse.ensure_schema()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(30):  # every thread writes the same 30 events, and one of its own
+                for key in (i, 10_000 + k * 100 + i):
+                    warehouse.write_batch(
+                        {"contract_entities": [_entity(key)], "contract_types": [{"id": key}]},
+                        {"contract_entities": [f"e-{key}"], "contract_types": [f"t-{key}"]},
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for table in ("contract_entities", "contract_types"):
+        rows = warehouse.query(f"SELECT id, COUNT(*) AS n FROM {table} GROUP BY id")  # noqa: S608 - fixture names
+        assert len(rows) == 30 + 8 * 30 and {r["n"] for r in rows} == {1}, table
+
+
+def test_a_file_made_before_row_ids_were_kept_opens_and_skips_repeats_from_then_on(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:  # what earlier versions created: the tables, no ledger
+        columns = ", ".join(
+            f'"{c.name}" {c.duckdb_type()}' for c in SCHEMA.table("contract_entities").columns
+        )
+        old.execute(f"CREATE TABLE contract_entities ({columns})")
+        old.execute("INSERT INTO contract_entities (shop_domain, id, webhook_id) VALUES ('a', 1, 'old')")
+    warehouse = DuckDBWarehouse(path, SCHEMA)
+    for _ in range(2):
+        warehouse.insert_rows("contract_entities", [_entity(2)], row_ids=["e-2"])
+    rows = warehouse.query("SELECT id FROM contract_entities ORDER BY id")
+    assert rows == [{"id": 1}, {"id": 2}]  # the old row kept, the new one written once
+    warehouse.close()
+
+
+def test_rows_without_ids_always_append(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(tmp_path / "no-ids.duckdb", SCHEMA)
+    warehouse.insert_rows("contract_entities", [_entity(1), _entity(1)])
+    warehouse.write_batch({"contract_entities": [_entity(1)]})
+    assert warehouse.query("SELECT COUNT(*) AS n FROM contract_entities") == [{"n": 3}]
