@@ -119,9 +119,15 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
         "{fornameinlocal.pii_key_readers:name=>module.iam.function_members[name]"
     )
     env_expr = compact(root["function_secret_env"])
-    assert "contains(local.webhook_secret_readers,name)?{SHOPIFY_WEBHOOK_SECRETS=local.webhook_secret_id}" in env_expr
+    assert (
+        "contains(local.webhook_secret_readers,name)?{SHOPIFY_WEBHOOK_SECRETS=local.webhook_secret_id}"
+        in env_expr
+    )
     assert "SHOPML_PII_HASH_KEY=local.pii_key_secret_id" in env_expr
-    assert "contains(local.predict_keys_readers,name)?{SHOPML_PREDICT_KEYS=local.predict_keys_secret_id}" in env_expr
+    assert (
+        "contains(local.predict_keys_readers,name)?{SHOPML_PREDICT_KEYS=local.predict_keys_secret_id}"
+        in env_expr
+    )
     # Exposed to the function as SHOPIFY_WEBHOOK_SECRETS, resolved from Secret Manager.
     secret_env = named_blocks(REPO, "module")["functions"]["secret_environment_variables"]
     assert "local.function_secret_env" in secret_env and "module.secrets.secret_ids[secret]" in secret_env

@@ -143,6 +143,13 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
+  # CPU allocation: request-based for every function, predict included. Cloud Run may give an
+  # instance no CPU between requests, even a min instance (predict keeps min_instances >= 1 for its
+  # cold start, not for background work), and google_cloudfunctions2_function (provider 6.41.0)
+  # has no always-allocated CPU setting. So predict's guarantee is the per-request check: a
+  # request whose instance's copy of the live pointer is older than SHOPML_POINTER_MAX_AGE_SECONDS
+  # re-reads it before answering; the Firestore snapshot listener only makes a flip arrive sooner
+  # while the instance happens to have CPU (docs/DESIGN.md, "Serving and blue-green").
   service_config {
     service_account_email            = var.service_account_emails[each.key]
     available_memory                 = each.value.memory

@@ -49,8 +49,9 @@ resource "google_project_iam_member" "pointer_reader" {
   member  = each.value
 }
 
-# Project-level, unavoidable: as above. Writers (deploy_model, rollback) read and change the
-# pointer document inside a transaction (beginTransaction, get, commit): roles/datastore.user.
+# Project-level, unavoidable: Firestore has no IAM on a database, collection or document (see
+# above). Writers (deploy_model, rollback) read and change the pointer document inside a
+# transaction (beginTransaction, get, commit): roles/datastore.user.
 resource "google_project_iam_member" "pointer_writer" {
   for_each = var.pointer_writers
 
