@@ -8,6 +8,13 @@ Runtime on the same holdout rows. Then the same comparison on the real retail sa
 85 days allow one fold and a 14-day holdout), whatever it shows.
 
 Run: ``python -m bench --only training [--quick]`` or ``python -m bench.training_bench``.
+
+Step 3b, real data: ``python -m bench.training_bench --real FILE [--warehouse DB] [--cv-folds N]``
+imports an order file (``devkit.importer``: UCI Online Retail, cancellations as refunds) into a
+DuckDB file (kept with ``--warehouse``, reused when it exists), then trains on its whole window
+and prints every forecaster (model, zero, seasonal naive, 28-day average) on WAPE, RMSE,
+RMSSE (mean and weighted) and bias, per cross-validation fold and on the holdout, with the
+gate's verdict and the ONNX parity.
 """
 
 from __future__ import annotations
@@ -38,6 +45,31 @@ def _warehouse(path: Path) -> Any:
     warehouse = create_warehouse(Settings(warehouse_url=f"duckdb:///{path}"))
     warehouse.ensure_schema()
     return warehouse
+
+
+def _windows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-fold and holdout headline metrics of every forecaster, oldest first."""
+    from shared.training.gate import BASELINES
+    from shared.training.trainer import _headline
+
+    rows = [
+        {
+            "window": f"fold {fold['cutoff']}",
+            "metrics": fold["metrics"],
+            "no_sales": fold["horizons_without_sales"],
+        }
+        for fold in card["cross_validation"]
+    ]
+    holdout = _headline({name: card["metrics"][name] for name in ("model", *BASELINES)})
+    rows.append(
+        {
+            "window": f"holdout {card['trained_through']}",
+            "metrics": holdout,
+            "no_sales": card["horizons_without_sales"],
+        }
+    )
+    rows.append({"window": "mean", "metrics": card["cv_summary"], "no_sales": []})
+    return rows
 
 
 def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> dict[str, Any]:
@@ -92,6 +124,11 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
         "predict_holdout_native_ms": 1000 * statistics.median(timings["native"]),
         "predict_holdout_onnx_ms": 1000 * statistics.median(timings["onnx"]),
         "rows_per_s_features": len(frame) / features_s if features_s else float(np.nan),
+        "windows": _windows(card),
+        "gate": card["gate"],
+        "decision": card["decision"],
+        "parity": card["parity"],
+        "rmsse_holdout": card["rmsse"],
     }
 
 
@@ -175,6 +212,54 @@ def run(quick: bool = False) -> dict[str, Any]:
     return results
 
 
+def run_real(path: Path, db: Path | None, cv_folds: int, holdout_days: int = 28) -> dict[str, Any]:
+    """Import ``path`` into a DuckDB file (unless ``db`` exists already) and train on it."""
+    from devkit.importer import import_orders
+
+    with tempfile.TemporaryDirectory(prefix="shopml-train-real-") as tmp:
+        target = db or Path(tmp) / "real.duckdb"
+        imported: dict[str, Any] = {"reused": target.exists()}
+        warehouse = _warehouse(target)
+        if not imported["reused"]:
+            t = time.perf_counter()
+            report = import_orders(path, warehouse=warehouse)
+            imported.update(report.as_dict(), import_s=time.perf_counter() - t)
+        window = warehouse.query(
+            "SELECT MIN(DATE(created_at)) AS a, MAX(DATE(created_at)) AS b FROM orders_latest"
+        )[0]
+        close_warehouse(warehouse)
+        result = _run_child(target, window["a"], window["b"], cv_folds=cv_folds, holdout_days=holdout_days)
+    return {"file": str(path), "warehouse": str(db or "temporary"), "import": imported, **result}
+
+
+def report_real(result: dict[str, Any]) -> str:
+    keys = ("wape", "rmse", "rmsse_mean", "rmsse_weighted", "bias")
+    lines = [
+        f"{result['file']}: {result['variants']} variants, {result['feature_rows']:,} feature rows, "
+        f"features {result['features_s']:.1f} s, training {result['training_s']:.1f} s, "
+        f"{result['rounds']} rounds",
+        "| window | forecaster | WAPE | RMSE | RMSSE mean | RMSSE weighted | bias |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for window in result["windows"]:
+        for name, values in window["metrics"].items():
+            cells = " | ".join("-" if values[k] is None else f"{values[k]:.3f}" for k in keys)
+            lines.append(f"| {window['window']} | {name} | {cells} |")
+    gate = result["gate"]
+    parity = result["parity"]
+    lines.append(
+        f"gate: {gate['verdict']} ({'; '.join(gate['reasons']) or 'beats every baseline'}); best baseline "
+        f"{gate['best_baseline']}; decision {result['decision']}; holdout horizons without sales "
+        f"{result['windows'][-2]['no_sales']}"
+    )
+    lines.append(
+        f"ONNX parity on {parity['rows']:,} rows: max abs {parity['max_abs_diff']:.2e}, max rel "
+        f"{parity['max_rel_diff']:.2e} (atol {parity['atol']:g}, rtol {parity['rtol']:g}): "
+        f"{'ok' if parity['ok'] else 'FAILED'}"
+    )
+    return "\n".join(lines)
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
@@ -217,7 +302,9 @@ def report(results: dict[str, Any]) -> str:
     lines.append(
         f"retail sample ({retail['window'][0]}..{retail['window'][1]}, {retail['variants']} variants, "
         f"{retail['feature_rows']:,} rows, 1 fold, 14-day holdout): WAPE model {retail['wape_model']:.3f}, "
-        f"seasonal naive {retail['wape_seasonal_naive']:.3f}, MA-28 {retail['wape_moving_average_28']:.3f}"
+        f"seasonal naive {retail['wape_seasonal_naive']:.3f}, MA-28 {retail['wape_moving_average_28']:.3f}; "
+        f"gate {retail['gate']['verdict']} ({'; '.join(retail['gate']['reasons'])}), best baseline "
+        f"{retail['gate']['best_baseline']}"
     )
     return "\n".join(lines)
 
@@ -229,7 +316,15 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(prog="python -m bench.training_bench")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--real", type=Path, help="an order file to import and train on (Step 3b)")
+    parser.add_argument("--warehouse", type=Path, help="with --real: the DuckDB file to keep or reuse")
+    parser.add_argument("--cv-folds", type=int, default=5, help="with --real: expanding-window folds")
     args = parser.parse_args()
+    if args.real:
+        real = run_real(args.real, args.warehouse, args.cv_folds)
+        print(json.dumps(real, indent=2, default=str))
+        print(report_real(real))
+        return
     results = run(quick=args.quick)
     print(json.dumps(results, indent=2, default=str))
     print(report(results))

@@ -31,8 +31,9 @@ EPOCH = date(1970, 1, 1)
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    objective: str = "tweedie"  # or "poisson": count demand
+    objective: str = "tweedie"  # or "poisson": count demand; "quantile" (see quantile_alpha)
     tweedie_variance_power: float = 1.2
+    quantile_alpha: float = 0.5
     learning_rate: float = 0.1
     num_leaves: int = 63
     min_data_in_leaf: int = 100
@@ -48,8 +49,8 @@ class TrainerConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
-        if self.objective not in ("tweedie", "poisson"):
-            raise PermanentError(f"objective {self.objective!r}: choose tweedie or poisson (count demand)")
+        if self.objective not in ("tweedie", "poisson", "quantile"):
+            raise PermanentError(f"objective {self.objective!r}: choose tweedie, poisson or quantile")
         if self.cv_folds < 1:
             raise PermanentError("cv_folds must be at least 1 (early stopping needs a validation fold)")
 
@@ -70,6 +71,8 @@ class TrainerConfig:
         }
         if self.objective == "tweedie":
             params["tweedie_variance_power"] = self.tweedie_variance_power
+        if self.objective == "quantile":
+            params["alpha"] = self.quantile_alpha
         return params
 
 

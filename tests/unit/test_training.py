@@ -219,8 +219,8 @@ def test_direct_rows_take_history_from_the_origin_and_calendar_from_the_target()
         assert rows.label[i] == panel.units[target]
         # The shop input is the origin row's share for the forecast day's weekday.
         weekday = int(panel.planned[target, PLANNED.index("dow")])
-        assert (
-            rows.features[i, MODEL_FEATURES.index("shop_trading_weekday")] == panel.shop[origin, weekday - 1]
+        assert rows.features[i, MODEL_FEATURES.index("shop_trading_weekday")] == np.float32(
+            panel.shop[origin, weekday - 1]
         )
         # Seasonal naive reads a day on or before the origin, the same weekday.
         source_day = panel.day[target] - 7 * int(np.ceil(h / 7))
@@ -359,6 +359,24 @@ def test_parity_is_scale_aware_on_demand_in_the_hundreds() -> None:
     assert not export.check_parity(result.onnx_model, fewer, result.holdout.inputs).ok
     # So does a forecast off by a thousandth of itself, everywhere.
     assert not export.check_parity(result.onnx_model, native * 1.001, result.holdout.inputs).ok
+
+
+def test_a_threshold_between_adjacent_float32_values_splits_them_alike_in_onnx() -> None:
+    """LightGBM splits two adjacent float32 values at their double midpoint; rounded to
+    nearest (to even) that midpoint becomes the upper value, which ONNX would send left."""
+    import lightgbm
+
+    low = np.array([0x418D6DB7], dtype=np.uint32).view(np.float32)[0]  # odd mantissa: ties go up
+    high = np.nextafter(low, np.float32(np.inf))
+    features = np.r_[np.full(50, low), np.full(50, high)].astype(np.float64)[:, None]
+    label = np.r_[np.full(50, 1.0), np.full(50, 100.0)]
+    params = {"objective": "tweedie", "min_data_in_leaf": 5, "min_data_in_bin": 1, "verbose": -1}
+    booster = lightgbm.train(params, lightgbm.Dataset(features, label), 5)
+    threshold = booster.dump_model()["tree_info"][0]["tree_structure"]["threshold"]
+    assert float(low) < threshold < float(high) and np.float32(threshold) == high  # the trap is set
+    assert export.float32_floor(threshold) == float(low)
+    native = booster.predict(features)
+    assert export.check_parity(export.to_onnx(booster, 1), native, features).ok
 
 
 def test_the_parity_bound_is_absolute_near_zero_and_relative_at_scale() -> None:
