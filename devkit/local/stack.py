@@ -16,10 +16,22 @@ When the stack runs a serving function (``deploy_model``, ``rollback``, ``predic
 starts the official Firestore emulator (the live pointer; ``FIRESTORE_EMULATOR_HOST`` in every
 child's environment and in ``stack.json``'s ``env``). It starts first and is waited for last:
 its ~3-5 s of Java start-up overlap the rest.
+
+``predict`` runs the way the cloud serves it: functions-framework with ``FUNCTION_USE_ASGI=true``
+(what the Terraform sets; the same switch as ``--asgi``: the app is built by
+``functions_framework.aio.create_asgi_app`` and served by gunicorn with a Uvicorn worker).
+``LocalStack(home, predict_instances=2)`` starts more ``predict`` processes on the same env,
+named ``predict-2``, ``predict-3``... in ``functions`` and ``pids`` (two instances following
+one live pointer). Every child gets ``SHOPML_REGISTRY`` (``file://<home>/registry`` unless
+``extra_env`` says otherwise) and ``SHOPML_PREDICT_KEYS``: one bearer key per local shop
+(``LOCAL_SHOPS``), derived from the local webhook secret so they stay the same across restarts;
+they are in the ``env`` that ``shopml stack up`` prints.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -53,6 +65,37 @@ LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"  # noqa: S10
 STATE_FILE = "stack.json"
 # Functions that read or write the live pointer (Firestore): with any of them, the emulator runs.
 FIRESTORE_FUNCTIONS = frozenset({"deploy_model", "rollback", "predict"})
+# Functions served on functions-framework's ASGI path (``@functions_framework.aio.http``), with
+# the environment the Terraform gives them.
+ASGI_FUNCTIONS = frozenset({"predict"})
+ASGI_ENV = {"FUNCTION_USE_ASGI": "true"}
+# The shops the local tools sell as (each gets a predict key): the simulator's default shop
+# (devkit.simulator.events.DEFAULT_SHOP_DOMAIN), the demo's privacy shop (devkit/demo.py), the
+# UCI retail replay (devkit.simulator.retail.RETAIL_SHOP_DOMAIN) and the importer's
+# (devkit.importer.run.SHOPIFY_SHOP_DOMAIN). Literal here: importing those modules costs pandas.
+LOCAL_SHOPS = (
+    "shopml-demo.myshopify.com",
+    "demo-store.myshopify.com",
+    "uci-online-retail.myshopify.com",
+    "imported-store.myshopify.com",
+)
+
+
+def local_predict_key(shop_domain: str, secret: str = LOCAL_WEBHOOK_SECRET) -> str:
+    """The local stack's bearer key for ``shop_domain``: derived from the local secret, so the
+    same across restarts (local only; the cloud's keys live in Secret Manager)."""
+    digest = hmac.new(secret.encode(), b"predict-key:" + shop_domain.lower().encode(), hashlib.sha256)
+    return "local-" + digest.hexdigest()[:32]
+
+
+def local_predict_keys(shops: Iterable[str], secret: str = LOCAL_WEBHOOK_SECRET) -> str:
+    """``SHOPML_PREDICT_KEYS`` for ``shops``: ``shop_domain=key,...``."""
+    return ",".join(f"{shop.lower()}={local_predict_key(shop, secret)}" for shop in shops)
+
+
+def instance_names(function: str, count: int) -> list[str]:
+    """``predict``, ``predict-2``, ...: the names of ``count`` instances of one function."""
+    return [function] + [f"{function}-{number}" for number in range(2, count + 1)]
 
 
 @dataclass
@@ -108,6 +151,8 @@ class LocalStack:
         retry_backoff_seconds: tuple[int, int] | None = None,
         load_mode: str = "push",
         feature_server: bool = False,
+        predict_instances: int = 1,
+        predict_shops: Iterable[str] = LOCAL_SHOPS,
     ) -> None:
         self.home = (home or REPO_ROOT / ".shopml").resolve()
         self.project = project
@@ -128,6 +173,10 @@ class LocalStack:
         if load_mode == "pull" and "validate_load" in self.function_names:
             # The batching path replaces the push-triggered function on the same subscription.
             self.function_names.remove("validate_load")
+        if predict_instances < 1:
+            raise StackError(f"predict_instances={predict_instances}: at least 1")
+        self.predict_instances = predict_instances
+        self.predict_shops = tuple(predict_shops)
         self.info: StackInfo | None = None
         self._feature_started = 0.0
         self._firestore_started = 0.0
@@ -157,6 +206,8 @@ class LocalStack:
             "SHOPIFY_WEBHOOK_SECRETS": ",".join(self.webhook_secrets),
             "SHOPML_HOME": str(self.home),
             "SHOPML_TOPIC_PREFIX": self.topic_prefix,
+            "SHOPML_REGISTRY": f"file://{self.home / 'registry'}",
+            "SHOPML_PREDICT_KEYS": local_predict_keys(self.predict_shops),
             **self.extra_env,
         }
         if feature_port is not None:
@@ -186,8 +237,10 @@ class LocalStack:
             if firestore is not None:
                 self._await_firestore(info, firestore, firestore_port or 0, timeout_s)
             for name in self.function_names:
-                self._start_function(info, child_env, name, timeout_s)
-                self._write_state()
+                count = self.predict_instances if name == "predict" else 1
+                for instance in instance_names(name, count):
+                    self._start_function(info, child_env, name, timeout_s, instance)
+                    self._write_state()
             self._create_topology(info)
             if self.load_mode == "pull":
                 self._start_pull_loader(info, child_env)
@@ -279,17 +332,23 @@ class LocalStack:
         info.feature_server = url
         info.startup_seconds["feature-server"] = round(time.monotonic() - self._feature_started, 3)
 
-    def _start_function(self, info: StackInfo, env: dict[str, str], name: str, timeout_s: float) -> None:
+    def _start_function(
+        self, info: StackInfo, env: dict[str, str], name: str, timeout_s: float, instance: str | None = None
+    ) -> None:
+        """Start function ``name`` as ``instance`` (its key in ``functions`` and ``pids``)."""
+        instance = instance or name
         spec = self.topology.function(name)
         port = free_port()
         argv = functions_framework_argv(spec.source, name, port)
+        if name in ASGI_FUNCTIONS:
+            env = {**env, **ASGI_ENV}
         started = time.monotonic()
-        proc = start_process(name, argv, env, self.home / "run" / "logs", REPO_ROOT)
-        info.pids[name] = proc.pid
+        proc = start_process(instance, argv, env, self.home / "run" / "logs", REPO_ROOT)
+        info.pids[instance] = proc.pid
         url = f"http://127.0.0.1:{port}"
-        wait_until(proc, http_answers(url + "/"), timeout_s, f"function {name}")
-        info.functions[name] = url
-        info.startup_seconds[name] = round(time.monotonic() - started, 3)
+        wait_until(proc, http_answers(url + "/"), timeout_s, f"function {instance}")
+        info.functions[instance] = url
+        info.startup_seconds[instance] = round(time.monotonic() - started, 3)
 
     def _start_pull_loader(self, info: StackInfo, env: dict[str, str]) -> None:
         argv = [sys.executable, "-m", "devkit.pull_loader"]
@@ -299,10 +358,10 @@ class LocalStack:
     def _create_topology(self, info: StackInfo) -> None:
         from shared.adapters.pubsub import ensure_topology
 
-        push_targets = {
+        push_targets = {  # extra instances (``predict-2``) are HTTP-only: never a push target
             name: url
             for name, url in info.functions.items()
-            if self.topology.function(name).trigger == "pubsub"
+            if name in self.function_names and self.topology.function(name).trigger == "pubsub"
         }
         ensure_topology(
             info.settings(),
