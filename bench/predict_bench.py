@@ -171,6 +171,7 @@ def in_process(registry_dir: Path, config: dict[str, int]) -> dict[str, Any]:
     from functions_framework.aio import create_asgi_app
 
     from shared.adapters.object_stores import LocalObjectStore
+    from shared.serving import predict_app
     from shared.serving.forecast import ONLINE_FEATURES
     from shared.serving.pointer import LivePointer, deploy
     from shared.serving.request import Item
@@ -189,7 +190,6 @@ def in_process(registry_dir: Path, config: dict[str, int]) -> dict[str, Any]:
         results["forecast"][f"{items}_items"] = time_forecast(wanted, subset, model, now, calls)
 
     app = create_asgi_app("predict", str(REPO / "functions" / "predict" / "main.py"))
-    module = sys.modules["main"]
     settings = Settings.from_env({"SHOPML_PREDICT_KEYS": f"{SHOP}={KEY}", "SHOPML_PREDICT_SAMPLE_RATE": "0"})
     pointer = deploy(LivePointer(MODEL), "1.0.0", now, "bench")
 
@@ -197,14 +197,14 @@ def in_process(registry_dir: Path, config: dict[str, int]) -> dict[str, Any]:
         assert set(features) == set(ONLINE_FEATURES)
         return {v: found[v] for v in variant_ids}
 
-    runtime = module.build_runtime(
+    runtime = predict_app.build_runtime(
         settings,
         pointers=StaticPointers(pointer),
         files=files,
         read_features=read,
         publisher=DiscardPublisher,
     )
-    module.use(runtime)
+    predict_app.use(runtime)
 
     async def measure() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -228,7 +228,7 @@ def in_process(registry_dir: Path, config: dict[str, int]) -> dict[str, Any]:
                 results["asgi"][f"{items}_items"] = percentiles(samples)
 
     asyncio.run(measure())
-    module.use(None)
+    predict_app.use(None)
     return results
 
 

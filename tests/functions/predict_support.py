@@ -194,19 +194,17 @@ def serve(
     **options: Any,
 ) -> tuple[Any, Any]:
     """A Starlette test client on ``functions/predict/main.py`` as functions-framework's ASGI
-    app serves it, and the runtime installed in it (``use``); the clock is ``NOW``."""
-    import sys
-
+    app serves it, and the runtime installed in it (``predict_app.use``); the clock is ``NOW``."""
     from functions_framework.aio import create_asgi_app
     from starlette.testclient import TestClient
 
+    from shared.serving import predict_app
     from shared.serving.slots import object_store_files
 
     app = create_asgi_app("predict", str(REPO / "functions" / "predict" / "main.py"))
-    module = sys.modules["main"]  # functions-framework registers the source module as "main"
     options.setdefault("now", lambda: NOW)
     options.setdefault("wall", NOW.timestamp)
-    runtime = module.build_runtime(
+    runtime = predict_app.build_runtime(
         config,
         pointers=pointers,
         files=object_store_files(store),
@@ -214,5 +212,5 @@ def serve(
         publisher=lambda: publisher,
         **options,
     )
-    module.use(runtime)
+    predict_app.use(runtime)
     return TestClient(app, raise_server_exceptions=False), runtime

@@ -573,8 +573,9 @@ import sys
 sys.path.insert(0, {str(REPO)!r})
 from functions_framework.aio import create_asgi_app
 create_asgi_app("predict", {str(REPO / "functions" / "predict" / "main.py")!r})
-import onnxruntime, google.cloud.firestore, google.cloud.storage, requests
-import shared.adapters.firestore_pointer, shared.adapters.object_stores, shared.features.online
+import onnxruntime, google.cloud.firestore, google.cloud.storage, requests, urllib3, google.auth
+import shared.adapters.firestore_pointer, shared.adapters.firestore_rest, shared.adapters.object_stores
+import shared.features.online, shared.serving.predict_app, shared.serving.http_app
 import shared.adapters.pubsub_group_commit, shared.serving.slots
 banned = ("lightgbm", "pandas", "feast", "scipy", "google.cloud.aiplatform", "sklearn", "onnxmltools")
 print(sorted(name for name in sys.modules if name.startswith(banned)))
