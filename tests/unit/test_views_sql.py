@@ -38,6 +38,7 @@ DUCK_TYPES = {
     "BOOL": "BOOLEAN",
     "FLOAT64": "DOUBLE",
     "DATE": "DATE",
+    "JSON": "JSON",
 }
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LATEST_VIEWS = {
