@@ -18,6 +18,15 @@ reads a few back; then asks for training the way Cloud Scheduler does, a message
 ``training-requests``: ``trigger_training`` starts the trainer as a local process, which
 registers a candidate (``model.onnx`` + ``card.json`` under ``.shopml/demo/registry``) and
 announces it on ``model-events``. The same request again starts nothing (one run a night).
+The simulated store is live now: its webhook window ends yesterday (UTC).
+
+Step 4 (``devkit/demo_serving.py``): ``deploy_model`` puts the first candidate live through
+its gates (Firestore live pointer); a training request for the next night registers a second
+version that goes live the same way; ``predict`` answers as a storefront calls it (latency
+percentiles in the report); a request on ``rollback-requests`` puts the first version back
+on every ``predict`` instance (``rollback_seconds``); and the real 85-day retail sample,
+imported with ``import-orders`` into a warehouse of its own, trains a model the baseline
+gate refuses.
 """
 
 from __future__ import annotations
@@ -118,11 +127,19 @@ def bad_deliveries(url: str) -> dict[str, int]:
     return answers
 
 
-WEBHOOK_START = date(2024, 1, 1)
+# The simulated store is live now: its webhook window ends yesterday (UTC), so the demo's
+# training night is today and the online features predict reads are fresh.
+TODAY = datetime.now(UTC).date()
+
+
+def webhook_start(quick: bool) -> date:
+    """First day of the simulated store's webhook window (it ends yesterday)."""
+    days, _ = store_size(quick)
+    return TODAY - timedelta(days=days)
 
 
 def store_size(quick: bool) -> tuple[int, int]:
-    """(days, variants) of the simulated store's webhook window, from ``WEBHOOK_START``."""
+    """(days, variants) of the simulated store's webhook window (see ``webhook_start``)."""
     return (14, 20) if quick else (56, 60)
 
 
@@ -134,7 +151,7 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     url = info.url("ingest_webhook") + "/"
     taps = Taps(info)
     days, variants = store_size(quick)
-    store = list(StoreSimulator(seed=42, n_variants=variants, start=WEBHOOK_START, days=days).events())
+    store = list(StoreSimulator(seed=42, n_variants=variants, start=webhook_start(quick), days=days).events())
     retail = list(retail_events())
     if quick:
         retail = retail[:400]
@@ -290,24 +307,25 @@ def stage_history(info: StackInfo, quick: bool) -> dict[str, Any]:
     settings = info.settings()
     days, variants = store_size(quick)
     history_days = settings.training_history_days - days
-    start = WEBHOOK_START - timedelta(days=history_days + 28)  # lags reach 28 days back
+    first_webhook_day = webhook_start(quick)
+    start = first_webhook_day - timedelta(days=history_days + 28)  # lags reach 28 days back
     warehouse = create_warehouse(settings)
     started = time.monotonic()
     # The webhook window's catalogue: the same product, variant and inventory item ids.
-    window = (WEBHOOK_START, WEBHOOK_START + timedelta(days=days))
-    summary = write_history(warehouse, variants, start, WEBHOOK_START, seed=42, catalogue_window=window)
+    window = (first_webhook_day, first_webhook_day + timedelta(days=days))
+    summary = write_history(warehouse, variants, start, first_webhook_day, seed=42, catalogue_window=window)
     close_warehouse(warehouse)
     say(
         f"back-filled {history_days + 28} days of history for {variants} variants before the webhook "
         f"window in {time.monotonic() - started:.1f} s: {summary}"
     )
-    return {"history": {"start": str(start), "end": str(WEBHOOK_START), **summary}}
+    return {"history": {"start": str(start), "end": str(first_webhook_day), **summary}}
 
 
 def training_window(settings: Any, quick: bool) -> tuple[date, date, date]:
     """(night, start, end): the night after the last webhook day, and its data window."""
     days, _ = store_size(quick)
-    night = WEBHOOK_START + timedelta(days=days)
+    night = webhook_start(quick) + timedelta(days=days)
     end = night - timedelta(days=1)
     return night, end - timedelta(days=settings.training_history_days - 1), end
 
@@ -334,7 +352,7 @@ def stage_features(info: StackInfo, quick: bool) -> dict[str, Any]:
 
 def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dict[str, Any]:
     """Read a few variants from the feature server as the storefront path will: as of the
-    demo's night the values are fresh; as of today they are older than the views' TTL, so
+    demo's night the values are fresh; five days later they are older than the views' TTL, so
     they come back missing although Feast itself still calls them PRESENT."""
     from devkit.simulator.events import DEFAULT_SHOP_DOMAIN
     from shared.bootstrap import close_warehouse, create_warehouse
@@ -365,17 +383,18 @@ def online_read_back(info: StackInfo, quick: bool, timeout_s: float = 20) -> dic
             raise RuntimeError(f"the feature server did not serve {ids} within {timeout_s} s")
         time.sleep(0.5)
     as_of_night = client.get(ids, names, now=datetime.combine(night, datetime.min.time(), UTC))
-    as_of_today = client.get(ids, names)
+    later = night + timedelta(days=5)
+    as_of_later = client.get(ids, names, now=datetime.combine(later, datetime.min.time(), UTC))
     client.close()
     statuses = sorted({v.status for row in raw.values() for v in row.values()})
     say(
-        f"online features of variant {ids[0]} as of {night}: {as_of_night[ids[0]]}; as of today "
-        f"(older than the TTL): {as_of_today[ids[0]]} although Feast reports {statuses}"
+        f"online features of variant {ids[0]} as of {night}: {as_of_night[ids[0]]}; as of {later} "
+        f"(older than the TTL): {as_of_later[ids[0]]} although Feast reports {statuses}"
     )
     return {
         "variants": ids,
         "as_of_night": {str(k): v for k, v in as_of_night.items()},
-        "as_of_today": {str(k): v for k, v in as_of_today.items()},
+        "as_of_5_days_later": {str(k): v for k, v in as_of_later.items()},
         "feast_statuses": statuses,
     }
 
@@ -443,6 +462,36 @@ def stage_train(info: StackInfo, quick: bool, timeout_s: float = 300) -> dict[st
     }
 
 
+def stage_serving(info: StackInfo, quick: bool, report: dict[str, Any]) -> dict[str, Any]:
+    """Step 4: the first model goes live, a second version follows through the gates, the
+    storefront calls predict, a rollback puts the first back; a real sample fails the gate."""
+    from devkit import demo_serving
+    from devkit.simulator.events import DEFAULT_SHOP_DOMAIN
+
+    first = report["model_versions"][0]["version"]
+    night, _, _ = training_window(info.settings(), quick)
+    out: dict[str, Any] = {}
+    out.update(demo_serving.stage_first_deploy(info, first))
+    out.update(demo_serving.stage_second_version(info, night, first))
+    variants = report["features"]["online"]["variants"]
+    out.update(demo_serving.stage_predict(info, DEFAULT_SHOP_DOMAIN, variants, 100 if quick else 300))
+    out.update(demo_serving.stage_rollback(info, DEFAULT_SHOP_DOMAIN, variants[0]))
+    out.update(demo_serving.stage_gate_rejection(info))
+    from shared.bootstrap import build_registry
+
+    settings = info.settings()
+    out["model_versions"] = [
+        {
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "decision": v.card.get("champion", {}).get("decision"),
+            "wape_model": v.card.get("wape_model"),
+        }
+        for v in build_registry(settings).versions(settings.model_name)
+    ]
+    return out
+
+
 def write_report(report: dict[str, Any]) -> Path:
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -484,6 +533,7 @@ def run(quick: bool) -> dict[str, Any]:
         report.update(stage_history(info, quick))
         report.update(stage_features(info, quick))
         report.update(stage_train(info, quick))
+        report.update(stage_serving(info, quick, report))
     finally:
         stack.down()
     left = processes_with_marker(info.stack_id)
@@ -508,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         and reconciliation["quarantined_but_typed"] == 0
         and bool(report.get("model_versions"))
         and report["training"]["runs_for_the_night"] == 1
+        and len(report.get("model_versions", [])) >= 2
+        and report.get("live_version_final") == report["model_versions"][0]["version"]
+        and report.get("gate_rejection", {}).get("decision") == "reject"
     )
     say("OK: nothing lost" if ok else "PROBLEM: see the report")
     return 0 if ok else 1
