@@ -319,9 +319,10 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="an order file to import and train on (Step 3b)")
     parser.add_argument("--warehouse", type=Path, help="with --real: the DuckDB file to keep or reuse")
     parser.add_argument("--cv-folds", type=int, default=5, help="with --real: expanding-window folds")
+    parser.add_argument("--holdout-days", type=int, default=28, help="with --real: days per fold and holdout")
     args = parser.parse_args()
     if args.real:
-        real = run_real(args.real, args.warehouse, args.cv_folds)
+        real = run_real(args.real, args.warehouse, args.cv_folds, args.holdout_days)
         print(json.dumps(real, indent=2, default=str))
         print(report_real(real))
         return

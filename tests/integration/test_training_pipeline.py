@@ -64,6 +64,10 @@ def test_a_trained_model_lands_in_the_registry_as_candidate_and_a_worse_one_does
     assert card["rows"]["variants"] == 40 and card["rows"]["feature_table"] > 40 * 150
     assert card["wape_model"] < card["wape_seasonal_naive"]
     assert card["parity"]["ok"] and card["timings"]["features_s"] > 0
+    # The gate: it beats the zero forecast, seasonal naive and the 28-day average.
+    assert card["gate"]["verdict"] == "pass" and card["decision"] == "promote" and card["reasons"] == []
+    assert card["wape_model"] < card["wape_zero"]
+    assert card["best_baseline"] in ("zero", "seasonal_naive", "moving_average_28")
     assert registry.get("demand", "candidate").version == "1.0.0"  # type: ignore[union-attr]
     # The registered file is the model the card describes.
     session = onnx_session(onnx_model)
@@ -80,6 +84,7 @@ def test_a_trained_model_lands_in_the_registry_as_candidate_and_a_worse_one_does
     assert second.decision == "reject" and second.version == "1.1.0"
     assert second.card["champion"]["version"] == "1.0.0"
     assert second.card["champion"]["wape"] < second.card["wape_model"]
+    assert second.card["decision"] == "reject" and second.card["reasons"]
     assert registry.get("demand", "candidate").version == "1.0.0"  # type: ignore[union-attr]
     assert "candidate" not in registry.get("demand", "1.1.0").aliases  # type: ignore[union-attr]
     assert publisher.messages[-1][2]["event_type"] == "rejected"
