@@ -15,8 +15,8 @@ the pointer and follows it:
   a background thread (files from the object store, one ``InferenceSession`` per slot and
   version, created once); requests keep the model they had until the new one is complete, then
   one reference assignment switches them. Only an instance with no model at all (cold start)
-  waits for its first load. A rollback to the version still loaded in the other slot is a
-  switch alone, no load.
+  waits for its first load, whether its own read started it or the listener did. A rollback to
+  the version still loaded in the other slot is a switch alone, no load.
 * **One version per answer.** A request takes ``current()`` once and uses that model for every
   item; a switch in between changes the next request, never this one.
 
@@ -129,7 +129,7 @@ class _State:
     read_at: float = float("-inf")
     current: LoadedModel | None = None
     slots: dict[str, LoadedModel] = field(default_factory=dict)
-    loading: set[tuple[str, str]] = field(default_factory=set)
+    loading: dict[tuple[str, str], threading.Event] = field(default_factory=dict)  # set when done
     failed: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
@@ -182,6 +182,9 @@ class ModelSlots:
         """Re-read the pointer when this instance's copy is older than ``max_age_s`` (shared by
         concurrent requests); waits at most ``read_timeout_s`` (longer for the very first read,
         which also loads the first model), then answers with what it has."""
+        pending = self._first_load_pending()
+        if pending is not None:  # the listener started this instance's first load: wait for it
+            await asyncio.to_thread(pending.wait, self.first_read_timeout_s)
         if self.pointer_age() <= self.max_age_s:
             return
         if self._refresh is None or self._refresh.done():
@@ -193,6 +196,14 @@ class ModelSlots:
             )
         except Exception as exc:  # a timeout or a failed read: answer with the copy we have
             self._log("warning", "live pointer not re-read in time; answering with the current copy", exc)
+
+    def _first_load_pending(self) -> threading.Event | None:
+        """The running load of the live version when this instance has no model yet, else None."""
+        with self._lock:
+            pointer = self._state.pointer
+            if self._state.current is not None or pointer is None or pointer.live_slot is None:
+                return None
+            return self._state.loading.get((pointer.live_slot, pointer.live_version or ""))
 
     def refresh(self) -> None:
         """Read the pointer now and apply it (blocking; ``follow`` runs it in a thread)."""
@@ -237,12 +248,18 @@ class ModelSlots:
                 self._state.current = loaded
                 return
             key = (slot, version)
-            if key in self._state.loading:
-                return
-            failed_at = self._state.failed.get(key)
-            if failed_at is not None and self.clock() - failed_at < RETRY_LOAD_AFTER_S:
-                return
-            self._state.loading.add(key)
+            running = self._state.loading.get(key)
+            if running is None:
+                failed_at = self._state.failed.get(key)
+                if failed_at is not None and self.clock() - failed_at < RETRY_LOAD_AFTER_S:
+                    return
+                self._state.loading[key] = threading.Event()
+        if running is not None:
+            # Already loading (the listener may have started it first): a caller that must wait
+            # for its first model waits for that load instead of answering without one.
+            if wait:
+                running.wait(self.first_read_timeout_s)
+            return
         if wait:
             self._load(slot, version)
         else:
@@ -253,17 +270,18 @@ class ModelSlots:
             loaded = load_model(self.model, version, slot, self.files, self.threads, self.clock)
         except Exception as exc:
             with self._lock:
-                self._state.loading.discard((slot, version))
+                self._state.loading.pop((slot, version)).set()
                 self._state.failed[(slot, version)] = self.clock()
             self._log("error", f"loading {self.model} {version} into {slot} failed; serving what we had", exc)
             return
         with self._lock:
-            self._state.loading.discard((slot, version))
+            done = self._state.loading.pop((slot, version))
             self._state.failed.pop((slot, version), None)
             self._state.slots[slot] = loaded
             pointer = self._state.pointer
             if pointer is not None and pointer.live_slot == slot and pointer.live_version == version:
                 self._state.current = loaded  # complete: the switch is this one assignment
+        done.set()
         self._log("info", f"{self.model} {version} loaded into {slot} in {loaded.load_seconds * 1000:.0f} ms")
 
     def _log(self, level: str, message: str, exc: BaseException | None = None) -> None:

@@ -488,6 +488,23 @@ def test_a_new_version_is_loaded_off_the_request_path_and_switched_to_when_ready
     assert runtime.slots.current().slot == "green"
 
 
+def test_a_cold_instance_whose_first_load_is_already_running_waits_for_it_and_answers_with_it(
+    registry: Any, pointers: MemoryPointerStore, features: FeatureServer, publisher: RecordingPublisher
+) -> None:
+    # The snapshot listener delivered the pointer first and started the load in the background;
+    # the first request's read must wait for that load, not answer with no model.
+    import threading
+
+    deferred: list[Any] = []
+    test_client, runtime = serve(settings(), pointers, registry, features, publisher)
+    runtime.slots.background = deferred.append
+    runtime.slots._on_snapshot(pointers.get("demand"))  # what the listener calls
+    [load] = deferred
+    threading.Timer(0.3, load).start()  # the listener's load finishes while the request waits
+    answer = test_client.post("/", json=body(101), headers=bearer()).json()
+    assert answer["model_version"] == "1.0.0" and answer["fallback"] is False
+
+
 def test_a_rollback_to_the_other_loaded_slot_is_a_switch_without_a_load(
     registry: Any, pointers: MemoryPointerStore, features: FeatureServer, publisher: RecordingPublisher
 ) -> None:
