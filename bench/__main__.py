@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
-BENCHMARKS = ["ingest", "validation", "warehouse", "pipeline", "training", "import", "predict"]
+BENCHMARKS = ["ingest", "validation", "warehouse", "pipeline", "training", "import", "predict", "serving"]
 
 
 def main() -> None:
