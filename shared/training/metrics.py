@@ -178,7 +178,7 @@ def evaluate(
     }
 
 
-def score_by_horizon(actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray) -> dict[str, object]:
+def score_by_horizon(actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray) -> dict[str, Any]:
     """``{"overall": {...}, "by_horizon": {"1": {...}, ...}}`` for one forecaster (no RMSSE)."""
     by_horizon = {
         str(int(h)): score(actual[horizon == h], forecast[horizon == h]) for h in np.unique(horizon)

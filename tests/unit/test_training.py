@@ -375,7 +375,7 @@ def test_a_threshold_between_adjacent_float32_values_splits_them_alike_in_onnx()
     threshold = booster.dump_model()["tree_info"][0]["tree_structure"]["threshold"]
     assert float(low) < threshold < float(high) and np.float32(threshold) == high  # the trap is set
     assert export.float32_floor(threshold) == float(low)
-    native = booster.predict(features)
+    native = np.asarray(booster.predict(features))
     assert export.check_parity(export.to_onnx(booster, 1), native, features).ok
 
 
