@@ -42,7 +42,9 @@ def _home(args: argparse.Namespace) -> Path:
 def cmd_stack(args: argparse.Namespace) -> int:
     from devkit.local.__main__ import run_stack_command
 
-    return run_stack_command(args.action, _home(args), args.foreground, args.feature_server)
+    return run_stack_command(
+        args.action, _home(args), args.foreground, args.feature_server, args.predict_instances
+    )
 
 
 # --- demo ---------------------------------------------------------------------------------------
@@ -199,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature-server",
         action="store_true",
         help="with up: also run the Feast feature server (~5 s, ~390 MB) and point the functions at it",
+    )
+    stack.add_argument(
+        "--predict-instances",
+        type=int,
+        default=1,
+        help="with up: how many predict processes (predict, predict-2, ...) follow the live pointer",
     )
 
     demo = add("demo", cmd_demo, "run the pipeline end to end on the local stack and write demo-report/")

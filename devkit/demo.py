@@ -516,7 +516,7 @@ def run(quick: bool) -> dict[str, Any]:
     say(
         "starting the local stack (Pub/Sub emulator, functions under functions-framework, push subscriptions)"
     )
-    stack = LocalStack(home, feature_server=True)
+    stack = LocalStack(home, feature_server=True, predict_instances=2)
     try:
         stack.down()  # a stack left over from an interrupted demo
     except Exception as exc:

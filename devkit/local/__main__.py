@@ -14,10 +14,16 @@ from devkit.local.stack import LocalStack, read_state
 from shared.settings import get_settings
 
 
-def run_stack_command(action: str, home: Path, foreground: bool = False, feature_server: bool = False) -> int:
+def run_stack_command(
+    action: str,
+    home: Path,
+    foreground: bool = False,
+    feature_server: bool = False,
+    predict_instances: int = 1,
+) -> int:
     """``up`` prints ``{"functions": {name: url}, "env": {...}}`` then an ``export`` line (other
     tools read that JSON); ``down`` stops everything; ``status`` exits 1 when a part is down."""
-    stack = LocalStack(home, feature_server=feature_server)
+    stack = LocalStack(home, feature_server=feature_server, predict_instances=predict_instances)
     try:
         if action == "up":
             info = stack.up()
