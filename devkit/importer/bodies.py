@@ -9,8 +9,9 @@ reads): an export has none of the fields left out.
 
 Identity: a delivery is one version of one resource. Its webhook id is a UUID-5 of
 ``(shop, topic, resource id, version time)``; the event id and the Pub/Sub message id (the
-raw row's id) derive from it. ``received_at`` and ``triggered_at`` are the version time
-itself. So importing a file twice yields the same ids and the same rows.
+raw row's id) derive from it; ``triggered_at`` is the version time itself. So importing a
+file twice yields the same ids. ``received_at`` is the time of the import (the caller's):
+the typed tables are partitioned by it, and a history import must land near the present.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class Delivery:
     embedded_refunds: int = 0  # refunds inside an orders/updated body (Shopify export)
     embedded_refund_lines: int = 0
 
-    def attributes(self, shop_domain: str, api_version: str) -> dict[str, str]:
+    def attributes(self, shop_domain: str, api_version: str, received_at: datetime) -> dict[str, str]:
+        """The Pub/Sub attributes ``validate_load`` would see; ``received_at`` is the import's time."""
         webhook_id = delivery_id(shop_domain, self.topic, self.resource_id, self.version_at)
         headers = WebhookHeaders(
             topic=self.topic,
@@ -85,7 +87,7 @@ class Delivery:
             triggered_at=utc_stamp(self.version_at),
             event_id=str(uuid.uuid5(IMPORT_NAMESPACE, f"event:{webhook_id}")),
         )
-        return message_attributes(headers, self.version_at, source=SOURCE)
+        return message_attributes(headers, received_at, source=SOURCE)
 
 
 def delivery_id(shop_domain: str, topic: str, resource_id: int, version_at: datetime) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,29 @@ def test_the_sample_lands_once_however_often_it_is_imported(tmp_path: Path) -> N
         assert _counts(warehouse) == first  # raw rows included: same delivery and message ids
     finally:
         close_warehouse(warehouse)
+
+
+def test_imported_rows_are_received_at_the_import_and_keep_their_ids(tmp_path: Path) -> None:
+    """received_at is the time of the import (typed tables are partitioned by it: history must
+    land near the present), while webhook ids, message ids and triggered_at stay the order's."""
+    settings = Settings(warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    sql = "SELECT message_id, webhook_id, triggered_at, received_at FROM raw_events ORDER BY message_id"
+    runs = []
+    for _ in range(2):
+        warehouse = create_warehouse(Settings(warehouse_url=f"duckdb:///{tmp_path / f'{len(runs)}.duckdb'}"))
+        try:
+            started = datetime.now(UTC)
+            import_orders(RETAIL_SAMPLE_CSV, warehouse=warehouse, settings=settings)
+            ended = datetime.now(UTC)
+            raw = warehouse.query(sql)
+            orders = warehouse.query(
+                "SELECT MIN(received_at) AS lo, MAX(received_at) AS hi, MAX(created_at) AS last FROM orders"
+            )[0]
+        finally:
+            close_warehouse(warehouse)
+        assert raw and all(started <= r["received_at"] <= ended for r in raw)
+        assert started <= orders["lo"] == orders["hi"] <= ended
+        assert orders["last"] < datetime(2012, 1, 1, tzinfo=UTC)  # the orders keep their own time
+        assert all(r["triggered_at"] < datetime(2012, 1, 1, tzinfo=UTC) for r in raw)
+        runs.append([(r["message_id"], r["webhook_id"], r["triggered_at"]) for r in raw])
+    assert runs[0] == runs[1]  # deterministic identities: a re-import is recognised by row id
