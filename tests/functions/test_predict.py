@@ -603,6 +603,36 @@ print(sorted(name for name in sys.modules if name.startswith(banned)))
     assert found.stdout.strip() == "[]", found.stdout
 
 
+def test_the_first_answer_imports_neither_the_firestore_client_nor_grpc(tmp_path: Path) -> None:
+    # Cold start: the live pointer is read over REST; the client library (gRPC, ~1 s to import)
+    # only comes after the first answer, for the listener. The runtime is the default wiring
+    # (settings from the environment), the pointer store unreachable: the answer is a fallback.
+    script = f"""
+import asyncio, os, socket, sys
+sys.path.insert(0, {str(REPO)!r})
+with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+os.environ.update(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{{port}}", SHOPML_REGISTRY={tmp_path.as_uri()!r},
+                  SHOPML_PREDICT_KEYS="{SHOP}={KEY}", SHOPML_PREDICT_SAMPLE_RATE="0")
+from functions_framework.aio import create_asgi_app
+create_asgi_app("predict", {str(REPO / "functions" / "predict" / "main.py")!r})
+from shared.serving import predict_app
+
+async def read(limit):
+    return b'{{"shop_domain": "{SHOP}", "horizon_days": 2, "items": [{{"variant_id": 1}}]}}'
+
+incoming = predict_app.Incoming("POST", "/", [], {{"authorization": "Bearer {KEY}"}})
+answer = asyncio.run(predict_app.respond(predict_app.runtime(), incoming, read))
+print(answer.status, answer.headers["X-Model-Version"])
+print(sorted(name for name in sys.modules if name.startswith(("google.cloud.firestore", "grpc"))))
+"""
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO, timeout=120
+    )
+    assert found.stdout.splitlines()[-2:] == ["200 none", "[]"], found.stdout + found.stderr
+
+
 def test_the_online_features_asked_for_cover_every_buildable_input() -> None:
     from shared.serving.forecast import BUILDABLE_FEATURES
     from shared.training.dataset import MODEL_FEATURES
