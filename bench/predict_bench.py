@@ -9,8 +9,13 @@
   and the whole ASGI app in process (auth, JSON, pointer copy, features from memory, answer)
   for 1 and 100 items, horizon 28.
 * **Cold start**: process start to the first 200 answer of ``functions-framework --asgi
-  --target predict``, with the live pointer in the Firestore emulator and the model in a
-  ``file://`` registry (imports, Firestore client, pointer read, model load, ONNX session).
+  --target predict``, with the live pointer in the Firestore emulator (started once, before
+  the timed runs) and the model in a ``file://`` registry (imports, pointer read over REST,
+  model load, ONNX session), and the model load as the instance logs it.
+* **Start-path imports**: ``python -X importtime`` of what a cold instance imports before its
+  first answer (functions-framework's CLI, the function, the REST pointer reader, ONNX Runtime),
+  per top-level package; and the Firestore client library alone, which the start path no
+  longer imports (it comes after the first answer, for the snapshot listener).
 
 Run: ``python -m bench --only predict [--quick]`` or ``python -m bench.predict_bench``.
 """
@@ -22,7 +27,9 @@ import asyncio
 import functools
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL = "demand"
 SHOP = "bench.myshopify.com"
 KEY = "bench-key"
-FULL = {"rounds": 300, "train_rows": 60_000, "calls": 2000, "big_calls": 300, "cold_starts": 3}
-QUICK = {"rounds": 100, "train_rows": 20_000, "calls": 300, "big_calls": 50, "cold_starts": 1}
+FULL = {"rounds": 300, "train_rows": 60_000, "calls": 2000, "big_calls": 300, "cold_starts": 5}
+LOAD_LINE = re.compile(r"loaded into \w+ in (\d+) ms")
+QUICK = {"rounds": 100, "train_rows": 20_000, "calls": 300, "big_calls": 50, "cold_starts": 3}
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -249,6 +257,7 @@ def cold_start(registry_dir: Path, repeats: int) -> dict[str, Any]:
     fs_port = free_port()
     emulator = start_process("firestore", firestore_emulator_argv(fs_port), os.environ, log_dir, REPO)
     samples: list[float] = []
+    loads: list[float] = []
     try:
         wait_until(emulator, firestore_ready(fs_port), 60, "Firestore emulator")
         host = f"127.0.0.1:{fs_port}"
@@ -292,9 +301,71 @@ def cold_start(registry_dir: Path, repeats: int) -> dict[str, Any]:
                     raise RuntimeError(f"predict did not answer with the model: {answer}")
             finally:
                 stop_processes([server.pid], None)
+            loads.extend(float(ms) for ms in LOAD_LINE.findall(server.log_path.read_text(errors="replace")))
     finally:
         stop_processes([emulator.pid], None)
-    return {"seconds": [round(s, 3) for s in samples], "median_s": round(statistics.median(samples), 3)}
+    return {
+        "seconds": [round(s, 3) for s in samples],
+        "median_s": round(statistics.median(samples), 3),
+        "model_load_ms": loads,
+    }
+
+
+START_PATH = """
+import sys
+sys.path.insert(0, {repo!r})
+import functions_framework._cli
+from functions_framework.aio import create_asgi_app
+create_asgi_app("predict", {source!r})
+import shared.adapters.firestore_rest, shared.adapters.object_stores, urllib3, onnxruntime
+"""
+
+
+def import_profile(code: str) -> tuple[dict[str, float], set[str]]:
+    """Cumulative import seconds per top-level import (``python -X importtime``; packages
+    grouped by their first name, ``shared.*`` and ``google.*`` by their full name), largest
+    first, and every module name imported."""
+    found = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    totals: dict[str, float] = {}
+    names: set[str] = set()
+    for line in found.stderr.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _, cumulative, imported = line.split("|")
+        if not cumulative.strip().isdigit():
+            continue  # the header
+        name = imported.strip()
+        names.add(name)
+        if imported.startswith("  "):
+            continue  # nested: counted in its top-level import
+        top = name if name.startswith(("shared.", "google.")) else name.split(".")[0]
+        totals[top] = totals.get(top, 0.0) + int(cumulative) / 1e6
+    ranked = sorted(((k, round(v, 3)) for k, v in totals.items()), key=lambda kv: -kv[1])
+    return dict(ranked), names
+
+
+def start_path_imports(repeats: int) -> dict[str, Any]:
+    """The start path's imports (median total over ``repeats``), the top packages of the median
+    run, and the Firestore client library alone for comparison."""
+    code = START_PATH.format(repo=str(REPO), source=str(REPO / "functions" / "predict" / "main.py"))
+    profiles = [import_profile(code) for _ in range(repeats)]
+    runs = [totals for totals, _ in profiles]
+    sums = [sum(run.values()) for run in runs]
+    median_run = runs[sums.index(sorted(sums)[len(sums) // 2])]
+    firestore = [import_profile("import google.cloud.firestore")[0] for _ in range(repeats)]
+    return {
+        "total_s": [round(t, 3) for t in sums],
+        "median_total_s": round(statistics.median(sums), 3),
+        "top": dict(list(median_run.items())[:8]),
+        "firestore_in_start_path": any(
+            name.startswith(("google.cloud.firestore", "grpc")) for _, names in profiles for name in names
+        ),
+        "firestore_client_alone_s": round(
+            statistics.median(run.get("google.cloud.firestore", 0.0) for run in firestore), 3
+        ),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -312,6 +383,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "model_call": model_calls(onnx_model, booster, names, config),
             "in_process": in_process(registry_dir, config),
             "cold_start": cold_start(registry_dir, config["cold_starts"]),
+            "start_path_imports": start_path_imports(config["cold_starts"]),
         }
     return results
 
@@ -339,8 +411,18 @@ def report(results: dict[str, Any]) -> str:
             count = items.replace("_", " ")
             lines.append(f"| {label}, {count} | {entry['p50_ms']:.3f} ms | {entry['p99_ms']:.3f} ms |")
     cold = results["cold_start"]
-    lines += ["", f"cold start (process start → first answer, incl. Firestore read and model load): "
-              f"median {cold['median_s']} s over {cold['seconds']}"]  # fmt: skip
+    lines += [
+        "",
+        "cold start (process start → first answer, incl. pointer read and model load): "
+        f"median {cold['median_s']} s over {cold['seconds']}; model load {cold['model_load_ms']} ms",
+    ]
+    imports = results["start_path_imports"]
+    top = ", ".join(f"{name} {seconds:.3f}" for name, seconds in imports["top"].items())
+    lines += [
+        f"start-path imports: median {imports['median_total_s']} s over {imports['total_s']} "
+        f"(Firestore client on it: {imports['firestore_in_start_path']}); top: {top}",
+        f"the Firestore client library alone: {imports['firestore_client_alone_s']} s",
+    ]
     return "\n".join(lines)
 
 
