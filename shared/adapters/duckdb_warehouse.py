@@ -138,6 +138,7 @@ class _Database:
         self.committer: Any = None  # a GroupCommit, created by the first writer
         self.kept_open = 0  # callers inside ``DuckDBWarehouse.kept_open()``: not closed for idleness
         self._reapers: list[threading.Thread] = []
+        self._generation = 0  # counts opens: a reaper watches one, never holding the connection
         self.stats = {"opens": 0, "closes": 0, "yields": 0, "lock_retries": 0}
 
     # -- acquire / release --------------------------------------------------------------
@@ -184,12 +185,13 @@ class _Database:
             self._conn = conn
             self._broken = False
             self._opened_mono = time.monotonic()
+            self._generation += 1
             self._opened_wall_ns = time.time_ns()
             self._last_release = self._opened_mono
             self._users += 1
             if not self.memory:
                 reaper = threading.Thread(
-                    target=self._reap, args=(conn,), name="duckdb-idle-close", daemon=True
+                    target=self._reap, args=(self._generation,), name="duckdb-idle-close", daemon=True
                 )
                 self._reapers = [t for t in self._reapers if t.is_alive()] + [reaper]
                 reaper.start()
@@ -301,10 +303,15 @@ class _Database:
         except Exception as exc:  # pragma: no cover - closing must never take the process down
             log.warning("closing DuckDB warehouse %s failed: %s", self.path, exc)
 
-    def _reap(self, conn: Any) -> None:
-        """Close ``conn`` once idle for ``idle_close_seconds`` (or at once if another process waits)."""
+    def _reap(self, generation: int) -> None:
+        """Close the connection of open number ``generation`` once idle for
+        ``idle_close_seconds`` (or at once if another process waits).
+
+        The reaper never holds the connection itself: the last reference to a DuckDB connection
+        must not be dropped on this daemon thread, whose destructor call releases the GIL and
+        aborts the process if the interpreter is finalising meanwhile."""
         with self._cond:
-            while self._conn is conn:
+            while self._conn is not None and self._generation == generation:
                 if self._users == 0 and not self._yielding:
                     idle_for = time.monotonic() - self._last_release
                     waiting = self._other_process_waiting()

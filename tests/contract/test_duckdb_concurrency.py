@@ -299,3 +299,30 @@ def test_rows_without_ids_always_append(tmp_path: Path) -> None:
     warehouse.insert_rows("contract_entities", [_entity(1), _entity(1)])
     warehouse.write_batch({"contract_entities": [_entity(1)]})
     assert warehouse.query("SELECT COUNT(*) AS n FROM contract_entities") == [{"n": 3}]
+
+
+def test_no_thread_is_left_calling_duckdb_when_the_process_exits(tmp_path: Path) -> None:
+    """DuckDB's binding aborts the process (``terminate called without an active exception``)
+    when another thread is inside a DuckDB call, or drops a connection, while the interpreter
+    finalises. At exit the adapter stops its writer threads and joins its idle-close threads,
+    which never hold a connection of their own."""
+    script = textwrap.dedent(
+        f"""
+        import threading
+        from shared.adapters import duckdb_warehouse as dw
+        w = dw.DuckDBWarehouse({str(tmp_path / "exit.duckdb")!r}, idle_close_seconds=0.2)
+        w.insert_rows("raw_events", [{{"message_id": "m", "received_at": "2025-03-01T00:00:00Z",
+            "attributes_json": "{{}}", "body": "{{}}", "body_encoding": "utf-8", "body_sha256": "x",
+            "status": "loaded", "loaded_at": "2025-03-01T00:00:00Z"}}], ["m"])
+        w.close()
+        dw._close_all()  # what atexit runs
+        left = [t.name for t in threading.enumerate() if t.name.startswith(("duckdb-", "import-write"))]
+        print("left:", left)
+        """
+    )
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().endswith("left: []"), done.stdout
