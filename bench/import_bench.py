@@ -109,9 +109,13 @@ def report(results: dict[str, Any]) -> str:
         f"{r['refunds']:,} refunds, {r['refunds_without_order']:,} without order, "
         f"{r['stock_adjustments']:,} stock adjustments, {r['rejected_rows']:,} rejected",
         f"first import: {r['seconds']:.1f} s in the importer ({first['process_seconds']:.1f} s process), "
-        f"{first['lines_per_s']:,} lines/s wall, {first['lines_per_cpu_s']:,} lines per CPU-second, "
+        f"{first['lines_per_s']:,} lines/s wall, {first['process_cpu_seconds']:.1f} CPU-s "
+        f"({first['lines_per_cpu_s']:,} lines per CPU-second), "
         f"peak RSS {first['peak_rss_mb']:,.0f} MB (target >= {results['target_lines_per_s']:,.0f} lines/s)",
-        f"second import: {second['report']['seconds']:.1f} s, {second['lines_per_s']:,} lines/s; "
+        f"second import: {second['report']['seconds']:.1f} s in the importer "
+        f"({second['process_seconds']:.1f} s process), {second['lines_per_s']:,} lines/s wall, "
+        f"{second['process_cpu_seconds']:.1f} CPU-s ({second['lines_per_cpu_s']:,} lines per CPU-second), "
+        f"peak RSS {second['peak_rss_mb']:,.0f} MB; "
         f"tables {'unchanged' if same else 'CHANGED'}: {results['tables_after_second']}",
     ]
     return "\n".join(out)
