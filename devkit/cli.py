@@ -97,15 +97,51 @@ def cmd_import_orders(args: argparse.Namespace) -> int:
 # --- train --------------------------------------------------------------------------------------
 
 
+class _Unannounced:
+    """Where nothing can hear ``model-events`` (no local stack, no cloud project): the model is
+    registered all the same, and the CLI says that no message was sent."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def publish(self, topic: str, data: bytes, attributes: object) -> str:
+        self.skipped.append(topic)
+        return "not-published"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from devkit.deploy_cli import resolve_settings
+    from shared import bootstrap
     from shared.training.__main__ import main as train_main
 
+    settings, where = resolve_settings(None)
+    unannounced = _Unannounced()
+    if not settings.pubsub_emulator_host and not os.environ.get("GOOGLE_CLOUD_PROJECT"):
+        bootstrap.override(settings=settings, publisher=unannounced)
+        where = f"the local files under {settings.home} (no stack running)"
+    else:
+        bootstrap.override(settings=settings)
+    print(f"training against {where}", file=sys.stderr)
+
     argv = ["--start", args.start.isoformat(), "--end", args.end.isoformat(), "--objective", args.objective]
+    argv += ["--cv-folds", str(args.cv_folds), "--holdout-days", str(args.holdout_days)]
     if args.model:
         argv += ["--model", args.model]
     if args.run_id:
         argv += ["--run-id", args.run_id]
-    return train_main(argv)
+    try:
+        code = train_main(argv)
+    finally:
+        bootstrap.reset()
+    if unannounced.skipped:
+        print(
+            "no local stack and no GOOGLE_CLOUD_PROJECT: registered without a model-events message "
+            "(start the stack with `shopml stack up` to have deploy_model act on it)",
+            file=sys.stderr,
+        )
+    return code
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -234,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=None, help="model name (default SHOPML_MODEL_NAME)")
     train.add_argument("--run-id", default="", help="idempotency key of this run")
     train.add_argument("--objective", choices=("tweedie", "poisson"), default="tweedie")
+    train.add_argument("--cv-folds", type=int, default=2, help="expanding-window folds before the holdout")
+    train.add_argument(
+        "--holdout-days", type=int, default=28, help="days per fold and in the holdout (short history: fewer)"
+    )
 
     features = add(
         "features", cmd_features, "the feature store's batch jobs (Feast apply, export, materialize)"

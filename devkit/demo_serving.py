@@ -118,7 +118,7 @@ def stage_second_version(
         interval_s=1,
     )
     second = newer[-1]
-    promoted = second.card.get("champion", {}).get("decision") == "promote"
+    promoted = second.card.get("decision", second.card.get("champion", {}).get("decision")) == "promote"
     result: dict[str, Any] = {
         "version": second.version,
         "registered_after_s": round(waited, 1),
@@ -288,6 +288,7 @@ def stage_gate_rejection(info: StackInfo) -> dict[str, Any]:
     from shared.bootstrap import build_registry, close_warehouse, create_warehouse
     from shared.settings import Settings
     from shared.training.run import run as train_run
+    from shared.training.trainer import TrainerConfig
 
     base = info.settings()
     home = base.home / "retail-sample"
@@ -314,6 +315,7 @@ def stage_gate_rejection(info: StackInfo) -> dict[str, Any]:
             warehouse=warehouse,
             registry=registry,
             publisher=_NoPublisher(),
+            config=TrainerConfig(cv_folds=1, holdout_days=14),  # 85 days: one fold of 14, a 14-day holdout
         )
     finally:
         close_warehouse(warehouse)

@@ -37,6 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model name (default SHOPML_MODEL_NAME)")
     parser.add_argument("--run-id", default="", help="idempotency key of this run (from trigger_training)")
     parser.add_argument("--objective", choices=("tweedie", "poisson"), default="tweedie")
+    parser.add_argument(
+        "--cv-folds", type=int, default=2, help="expanding-window folds before the holdout (default 2)"
+    )
+    parser.add_argument(
+        "--holdout-days",
+        type=int,
+        default=28,
+        help="days per fold and in the holdout (default 28; a short history, e.g. 85 days, needs fewer)",
+    )
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error(f"--end {args.end} is before --start {args.start}")
@@ -45,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shared.training.trainer import TrainerConfig
 
     try:
-        outcome = run(args.start, args.end, args.run_id, args.model, TrainerConfig(objective=args.objective))
+        config = TrainerConfig(
+            objective=args.objective, cv_folds=args.cv_folds, holdout_days=args.holdout_days
+        )
+        outcome = run(args.start, args.end, args.run_id, args.model, config)
     except ParityError as error:
         print(f"not registered: {error}", file=sys.stderr)
         return 3
