@@ -115,6 +115,9 @@ class Settings:
     # Step 3: features, training, registry.
     feature_server_url: str = ""  # Feast feature server (``feast serve``); empty: no online features
     feature_timeout_ms: float = 50.0  # request-path budget for one feature-server call
+    # A Feast repo dir (its feature_store.yaml) for the batch jobs: set, `python -m shared.features`
+    # runs in cloud mode on it (BigQuery query source); unset, it writes the local repo under home.
+    feast_repo: Path | None = None
     # file:///dir (default .shopml/registry), gs://bucket/prefix or vertex://project/region
     registry_url: str = ""
     model_name: str = "demand"
@@ -178,6 +181,7 @@ class Settings:
             log_level=env.get("SHOPML_LOG_LEVEL", "INFO").upper(),
             feature_server_url=(env.get("SHOPML_FEATURE_SERVER_URL") or "").rstrip("/"),
             feature_timeout_ms=_float(env, "SHOPML_FEATURE_TIMEOUT_MS", 50.0),
+            feast_repo=Path(env["SHOPML_FEAST_REPO"]) if env.get("SHOPML_FEAST_REPO") else None,
             registry_url=env.get("SHOPML_REGISTRY") or f"file://{home / 'registry'}",
             model_name=env.get("SHOPML_MODEL_NAME") or "demand",
             champion_tolerance=_float(env, "SHOPML_CHAMPION_TOLERANCE", 0.02, allow_zero=True),
