@@ -16,6 +16,7 @@ import numpy as np
 from shared.adapters.object_stores import LocalObjectStore
 from shared.features.online import FeatureServerUnavailable, FeatureValue
 from shared.features.views import VARIANT_HISTORY, VARIANT_STATE
+from shared.ports import LivePointerStore
 from shared.registry import store_version_files
 from shared.serving.pointer import LivePointer, deploy
 from shared.settings import Settings
@@ -187,7 +188,7 @@ class FeatureServer:
 
 def serve(
     config: Settings,
-    pointers: MemoryPointerStore,
+    pointers: LivePointerStore,
     store: LocalObjectStore,
     features: FeatureServer | None,
     publisher: Any,
