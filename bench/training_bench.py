@@ -72,7 +72,9 @@ def _windows(card: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> dict[str, Any]:
+def child(
+    db: str, start: str, end: str, cv_folds: int, holdout_days: int, sharpen: bool = False
+) -> dict[str, Any]:
     """One measured run, in its own process: features → train → export → parity."""
     import numpy as np
 
@@ -84,7 +86,7 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
     started = time.perf_counter()
     frame = build_features(warehouse, date.fromisoformat(start), date.fromisoformat(end))
     features_s = time.perf_counter() - started
-    result = train(frame, TrainerConfig(cv_folds=cv_folds, holdout_days=holdout_days))
+    result = train(frame, TrainerConfig(cv_folds=cv_folds, holdout_days=holdout_days, sharpen=sharpen))
     total_s = time.perf_counter() - started
     card = result.card
     # Reference: native LightGBM vs ONNX Runtime on the holdout rows (one thread each).
@@ -129,12 +131,15 @@ def child(db: str, start: str, end: str, cv_folds: int, holdout_days: int) -> di
         "decision": card["decision"],
         "parity": card["parity"],
         "rmsse_holdout": card["rmsse"],
+        "postprocessing": card["postprocessing"],
     }
 
 
-def _run_child(db: Path, start: date, end: date, cv_folds: int = 2, holdout_days: int = 28) -> dict[str, Any]:
+def _run_child(
+    db: Path, start: date, end: date, cv_folds: int = 2, holdout_days: int = 28, sharpen: bool = False
+) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.training_bench", "--child", str(db), str(start), str(end)]
-    argv += [str(cv_folds), str(holdout_days)]
+    argv += [str(cv_folds), str(holdout_days), "sharpen" if sharpen else "plain"]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"training child failed ({out.returncode}): {out.stderr[-2000:]}")
@@ -212,7 +217,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     return results
 
 
-def run_real(path: Path, db: Path | None, cv_folds: int, holdout_days: int = 28) -> dict[str, Any]:
+def run_real(
+    path: Path, db: Path | None, cv_folds: int, holdout_days: int = 28, sharpen: bool = False
+) -> dict[str, Any]:
     """Import ``path`` into a DuckDB file (unless ``db`` exists already) and train on it."""
     from devkit.importer import import_orders
 
@@ -228,7 +235,7 @@ def run_real(path: Path, db: Path | None, cv_folds: int, holdout_days: int = 28)
             "SELECT MIN(DATE(created_at)) AS a, MAX(DATE(created_at)) AS b FROM orders_latest"
         )[0]
         close_warehouse(warehouse)
-        result = _run_child(target, window["a"], window["b"], cv_folds=cv_folds, holdout_days=holdout_days)
+        result = _run_child(target, window["a"], window["b"], cv_folds, holdout_days, sharpen)
     return {"file": str(path), "warehouse": str(db or "temporary"), "import": imported, **result}
 
 
@@ -247,6 +254,15 @@ def report_real(result: dict[str, Any]) -> str:
             lines.append(f"| {window['window']} | {name} | {cells} |")
     gate = result["gate"]
     parity = result["parity"]
+    post = result.get("postprocessing", {"kind": "none"})
+    if post["kind"] == "sharpen":
+        grid = ", ".join(
+            f"k {c['k']:g}: WAPE {c['wape']:.3f} bias {c['bias']:+.3f}{'' if c['allowed'] else ' (bias out)'}"
+            for c in post["grid"]
+        )
+        lines.append(
+            f"sharpening on {post['chosen_on']}: chose k {post['k']:g}, s {post['s']:.4g}; grid: {grid}"
+        )
     lines.append(
         f"gate: {gate['verdict']} ({'; '.join(gate['reasons']) or 'beats every baseline'}); best baseline "
         f"{gate['best_baseline']}; decision {result['decision']}; holdout horizons without sales "
@@ -311,8 +327,8 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        db, start, end, folds, holdout = sys.argv[2:7]
-        print(json.dumps(child(db, start, end, int(folds), int(holdout))))
+        db, start, end, folds, holdout, mode = sys.argv[2:8]
+        print(json.dumps(child(db, start, end, int(folds), int(holdout), mode == "sharpen")))
         return
     parser = argparse.ArgumentParser(prog="python -m bench.training_bench")
     parser.add_argument("--quick", action="store_true")
@@ -320,9 +336,14 @@ def main() -> None:
     parser.add_argument("--warehouse", type=Path, help="with --real: the DuckDB file to keep or reuse")
     parser.add_argument("--cv-folds", type=int, default=5, help="with --real: expanding-window folds")
     parser.add_argument("--holdout-days", type=int, default=28, help="with --real: days per fold and holdout")
+    parser.add_argument(
+        "--sharpen",
+        action="store_true",
+        help="with --real: post-hoc sharpening s*yhat**k, k fitted on the last fold",
+    )
     args = parser.parse_args()
     if args.real:
-        real = run_real(args.real, args.warehouse, args.cv_folds, args.holdout_days)
+        real = run_real(args.real, args.warehouse, args.cv_folds, args.holdout_days, args.sharpen)
         print(json.dumps(real, indent=2, default=str))
         print(report_real(real))
         return

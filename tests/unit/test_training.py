@@ -12,7 +12,7 @@ import pytest
 from shared.errors import PermanentError
 from shared.features import COLUMNS, HISTORY, PLANNED, SHOP
 from shared.ports import ModelVersion
-from shared.training import dataset, export, metrics
+from shared.training import dataset, export, metrics, postprocess
 from shared.training.dataset import MODEL_FEATURES
 from shared.training.gate import GateRules, best_baseline, judge
 from shared.training.trainer import Champion, TrainerConfig, decide, next_version, train
@@ -438,3 +438,86 @@ def test_a_model_that_loses_to_a_baseline_is_rejected_with_reasons(
 
 def test_history_features_are_the_contract() -> None:
     assert set(HISTORY) <= set(MODEL_FEATURES) and MODEL_FEATURES[0] == "horizon"
+
+
+def _tiny_onnx_and_forecast() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A small Tweedie booster, its ONNX export, its native forecast and its inputs."""
+    import lightgbm
+
+    rng = np.random.default_rng(3)
+    features = rng.random((400, 3)).astype(np.float32).astype(np.float64)
+    label = rng.poisson(np.exp(3 * features[:, 0])).astype(float)
+    booster = lightgbm.train({"objective": "tweedie", "verbose": -1}, lightgbm.Dataset(features, label), 20)
+    return export.to_onnx(booster, 3), np.asarray(booster.predict(features)), features
+
+
+def test_sharpening_in_the_onnx_graph_equals_the_numpy_reference() -> None:
+    onnx_model, native, features = _tiny_onnx_and_forecast()
+    sharpening = postprocess.Sharpening(k=2.5, s=0.07)
+    sharpened = postprocess.to_onnx(onnx_model, sharpening)
+    expected = sharpening.apply(native)
+    assert not np.allclose(expected, native, rtol=1e-2)  # the transform is not a no-op here
+    parity = export.check_parity(sharpened, expected, features)
+    assert parity.ok, parity.describe()
+    assert not export.check_parity(sharpened, native, features).ok  # ...and parity sees it
+    produced = export.onnx_predict(export.onnx_session(sharpened), features)
+    assert produced.shape == native.shape  # one output, read the same way serving reads it
+
+
+def test_the_fitted_scale_keeps_the_fitted_rows_total() -> None:
+    rng = np.random.default_rng(4)
+    forecast = rng.gamma(0.5, 4.0, 5000)
+    actual = rng.poisson(forecast).astype(float)
+    fitted = postprocess.fit(forecast, actual, max_abs_bias=0.5)
+    for candidate in fitted.candidates:
+        total = postprocess.Sharpening(candidate.k, candidate.s).apply(forecast).sum()
+        assert total == pytest.approx(forecast.sum(), rel=1e-9)  # no bias added on the fitted rows
+        assert candidate.bias == pytest.approx(metrics.bias(actual, forecast), abs=1e-9)
+    assert fitted.chosen.k == 1.0  # actuals drawn around the forecast: the mean stays best here
+    # Sales concentrated on the rows ranked high (actual proportional to forecast squared, same
+    # total): k = 2 reproduces them exactly and is chosen.
+    concentrated = np.square(forecast) * forecast.sum() / np.square(forecast).sum()
+    sharper = postprocess.fit(forecast, concentrated, max_abs_bias=0.10)
+    assert sharper.chosen.k == 2.0 and metrics.wape(concentrated, sharper.chosen.apply(forecast)) < 1e-9
+    assert sharper.chosen.apply(forecast).sum() == pytest.approx(forecast.sum(), rel=1e-9)
+
+
+def test_k_of_one_is_the_identity() -> None:
+    onnx_model, native, _ = _tiny_onnx_and_forecast()
+    assert postprocess.scale_for(native, 1.0) == 1.0
+    identity = postprocess.Sharpening(1.0, postprocess.scale_for(native, 1.0))
+    assert identity.identity and np.array_equal(identity.apply(native), native)
+    assert postprocess.to_onnx(onnx_model, identity) == onnx_model  # nothing appended
+
+
+def test_sharpening_falls_back_to_the_identity_when_the_bias_is_out_of_bounds() -> None:
+    forecast = np.array([0.1, 0.2, 5.0, 8.0])
+    actual = np.array([0.0, 0.0, 10.0, 16.0])  # the model forecasts half of what sold
+    fitted = postprocess.fit(forecast, actual, max_abs_bias=0.10)
+    assert fitted.chosen == postprocess.Sharpening() and not any(c.allowed for c in fitted.candidates)
+    with pytest.raises(PermanentError):
+        postprocess.fit(forecast, actual, 0.1, grid=(0.5, 1.0))
+
+
+def test_a_sharpened_model_is_served_and_checked_as_exported(trained: tuple[pd.DataFrame, object]) -> None:
+    """Only k = 2 on offer and a loose bias bound: the trainer must sharpen, export the same
+    arithmetic, check parity against it and keep the metrics before and after."""
+    frame, _ = trained
+    config = TrainerConfig(cv_folds=2, max_rounds=120, threads=2, sharpen=True, sharpen_grid=(2.0,))
+    result = train(frame, config, gate_rules=GateRules(max_abs_bias=1.0))
+    post = result.card["postprocessing"]
+    assert post["kind"] == "sharpen" and post["k"] == 2.0 and not post["identity"]
+    assert post["chosen_on"].split()[2] == result.card["cross_validation"][-1]["cutoff"]  # the last fold
+    chosen = postprocess.Sharpening(post["k"], post["s"])
+    raw = result.booster.predict(result.holdout.inputs)
+    served = chosen.apply(raw)
+    assert export.check_parity(result.onnx_model, served, result.holdout.inputs).ok
+    assert not export.check_parity(result.onnx_model, raw, result.holdout.inputs).ok  # the graph sharpens
+    assert result.card["parity"]["ok"]
+    assert result.card["wape_model"] == pytest.approx(metrics.wape(result.holdout.label, served))
+    holdout = post["metrics"]["holdout"]
+    assert holdout["before"]["wape"] == pytest.approx(metrics.wape(result.holdout.label, raw))
+    assert holdout["after"]["wape"] == result.card["wape_model"]
+    assert set(post["metrics"]["cv_summary"]["before"]) == set(holdout["after"])
+    # Off by default: the plain model, nothing appended.
+    assert TrainerConfig().sharpen is False
