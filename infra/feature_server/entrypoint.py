@@ -11,7 +11,11 @@ Redis AUTH string (``SHOPML_REDIS_AUTH``, from Secret Manager) never lands on di
   instance's ``server_ca_certs``) to a file and adds ``ssl_ca_certs=<file>`` to the Redis
   connection string, so redis-py verifies the TLS certificate of the instance;
 * appends ``SHOPML_REDIS_EXTRA_PARAMS`` (``k=v,k=v``, e.g. ``socket_timeout=1``) if set;
-* changes to the repo directory and execs its arguments (``feast serve ...``).
+* changes to the repo directory and execs its arguments (``feast serve ...``) with
+  ``SHOPML_FEAST_REPO=<repo directory>`` added to their environment: that is what makes the
+  nightly job's ``python -m shared.features materialize`` run in cloud mode on this very config
+  (BigQuery query source, Redis, GCS registry) instead of writing a local one (``feast serve``
+  ignores the variable).
 
 Standard library and PyYAML (a Feast dependency) only; it runs before every start, in ~0.1 s.
 """
@@ -68,6 +72,11 @@ def render(template: str, env: dict[str, str], repo_dir: Path) -> str:
     return header + yaml.safe_dump(config, sort_keys=False)
 
 
+def child_environment(environ: dict[str, str], repo_dir: Path) -> dict[str, str]:
+    """The command's environment: this one plus ``SHOPML_FEAST_REPO`` (shared.settings)."""
+    return {**environ, "SHOPML_FEAST_REPO": str(repo_dir)}
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("usage: entrypoint.py COMMAND [ARGS...] (e.g. feast serve -h 0.0.0.0 -p 8080)")
@@ -75,7 +84,8 @@ def main(argv: list[str]) -> None:
     text = render(TEMPLATE.read_text(), dict(os.environ), REPO_DIR)
     (REPO_DIR / "feature_store.yaml").write_text(text)
     os.chdir(REPO_DIR)
-    os.execvp(argv[0], argv)  # noqa: S606 - replacing this process by the server is the point
+    # Replacing this process by the server (or the batch command) is the point.
+    os.execvpe(argv[0], argv, child_environment(dict(os.environ), REPO_DIR))  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -211,6 +211,11 @@ def apply(home: Path) -> list[str]:
     return [view.name for view in store.list_feature_views()]
 
 
+def materialize_bounds(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
+    """``materialize``'s [begin, finish]: 00:00 UTC of ``start`` .. 00:00 UTC of ``end`` + 1 s."""
+    return day_start_utc(start), day_start_utc(end) + timedelta(seconds=1)
+
+
 def materialize(home: Path, start: date | datetime, end: date | datetime) -> dict[str, str]:
     """Copy the latest row per variant with an event time in [start, end] to the online store.
 
@@ -223,7 +228,7 @@ def materialize(home: Path, start: date | datetime, end: date | datetime) -> dic
     ``end`` and this run is overwritten by the 00:00 row until the next push. Run it right
     after midnight. (Redis keeps the newer event and has no such window.)
     """
-    begin, finish = day_start_utc(start), day_start_utc(end) + timedelta(seconds=1)
+    begin, finish = materialize_bounds(start, end)
     feature_store(home).materialize(start_date=begin, end_date=finish)
     return {"start": begin.isoformat(), "end": finish.isoformat()}
 
@@ -257,3 +262,149 @@ def summary_line(summary: Mapping[str, Any]) -> str:
         f"{summary['rows']} rows, {summary['variants']} variants → {summary['offline_path']}; "
         f"materialized {summary['materialized']['start']} .. {summary['materialized']['end']}"
     )
+
+
+# --- cloud mode: a Feast repo given by SHOPML_FEAST_REPO, BigQuery offline store ------------------
+#
+# The nightly Cloud Run Job (infra/modules/features/materialize.tf) runs in the feature server
+# image, whose entrypoint writes the cloud feature_store.yaml (BigQuery offline store, Redis online
+# store, GCS registry) and exports SHOPML_FEAST_REPO=<that dir>. The offline source is then a
+# BigQuery *query*: the feature SQL itself, for a window of days written in as literals, over the
+# warehouse's views (``cloud_source_query``). ``apply`` registers it and ``materialize`` makes
+# Feast run it inside BigQuery, keeping the latest row per variant. Nothing is written to the
+# warehouse, so the job needs to read the dataset and run jobs (dataViewer + jobUser), nothing more.
+
+
+def cloud_window(end: date) -> tuple[date, date]:
+    """Days of rows the cloud job builds and materializes: ``end`` and the days before it that a
+    served value may still come from (the longest view TTL); an older row would be stale."""
+    longest = max(view.ttl for view in VIEWS)
+    return end - timedelta(days=longest.days), end
+
+
+def bind_dates(sql: str, values: Mapping[str, date]) -> str:
+    """``sql`` (BigQuery dialect) with each ``@name`` parameter replaced by ``DATE 'YYYY-MM-DD'``.
+
+    A Feast query source is stored and run without parameters. Every parameter of ``sql`` must
+    be in ``values`` (a missing one is a ``ConfigurationError``); values are dates only, so the
+    literal cannot carry SQL.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="bigquery")
+    used = {p.name for p in tree.find_all(exp.Parameter)}
+    missing = sorted(used - set(values))
+    if missing:
+        raise ConfigurationError(f"no value for the query parameter(s) {missing}")
+
+    def literal(node: Any) -> Any:
+        if isinstance(node, exp.Parameter):
+            day = values[node.name]
+            if not isinstance(day, date) or isinstance(day, datetime):
+                raise ConfigurationError(f"@{node.name} must be a date, got {day!r}")
+            return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("DATE"))
+        return node
+
+    return str(tree.transform(literal).sql(dialect="bigquery", comments=False))
+
+
+def cloud_source_query(project: str, dataset: str, start: date, end: date, *, created: datetime) -> str:
+    """The cloud offline source: BigQuery SQL giving the table ``offline_table`` gives locally.
+
+    The feature SQL (``shared/sql/features/variant_daily_features.sql``) for ``start``..``end``
+    with the dates written in, its tables qualified as ``project.dataset.<view>``, no ORDER BY
+    (Feast wraps it in its own query), projected to the offline table's columns and types:
+    INT64 features rounded to INT64, ``event_timestamp`` = ``TIMESTAMP(date)`` (00:00 UTC),
+    ``created`` = the literal ``created``. ``shared.sql_dialect.bigquery_to_duckdb`` runs the
+    same text on a DuckDB warehouse (it drops the qualification), which is how it is tested.
+    """
+    import sqlglot
+
+    from shared.features.build import feature_sql
+    from shared.sql_dialect import qualify_for_bigquery
+
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    bound = bind_dates(feature_sql(), {"start_date": start, "end_date": end})
+    inner = sqlglot.parse_one(bound, read="bigquery")
+    inner.set("order", None)
+    inner_sql = qualify_for_bigquery(inner.sql(dialect="bigquery"), project, dataset)
+    stamp = created.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
+    columns = ["f.shop_domain", f"f.{JOIN_KEY}", "f.product_id", "f.date"]
+    for column in COLUMNS:
+        if column in KEYS:
+            continue
+        if column in INT64_FEATURES:
+            columns.append(f"CAST(ROUND(f.{column}) AS INT64) AS {column}")
+        elif column in STRING_FEATURES:
+            columns.append(f"CAST(f.{column} AS STRING) AS {column}")
+        else:
+            columns.append(f"CAST(f.{column} AS FLOAT64) AS {column}")
+    columns += [f"TIMESTAMP(f.date) AS {EVENT_TIMESTAMP}", f"TIMESTAMP '{stamp}' AS {CREATED_TIMESTAMP}"]
+    query = f"SELECT {', '.join(columns)} FROM ({inner_sql}) AS f"  # noqa: S608 - our names, date literals
+    sqlglot.parse_one(query, read="bigquery")  # it parses, or fail here rather than in BigQuery
+    return query
+
+
+def cloud_feature_store(repo_dir: Path) -> Any:
+    """A ``feast.FeatureStore`` on an existing repo dir (``SHOPML_FEAST_REPO``); nothing written."""
+    config = Path(repo_dir) / "feature_store.yaml"
+    if not config.is_file():
+        raise ConfigurationError(
+            f"SHOPML_FEAST_REPO={repo_dir}: no feature_store.yaml there (the feature server image's "
+            "entrypoint writes it; locally, leave SHOPML_FEAST_REPO unset)"
+        )
+    try:
+        from feast import FeatureStore
+    except ImportError as exc:  # pragma: no cover - feast is in requirements.txt
+        raise ConfigurationError("the feature store needs the feast package (feast==0.67.0)") from exc
+    return FeatureStore(repo_path=str(repo_dir))
+
+
+def bigquery_location(store: Any) -> tuple[str, str]:
+    """(project, dataset) of the repo's BigQuery offline store; ConfigurationError otherwise."""
+    offline = store.config.offline_store
+    if getattr(offline, "type", None) != "bigquery":
+        raise ConfigurationError(
+            f"cloud mode needs a BigQuery offline store; {store.repo_path}/feature_store.yaml has "
+            f"{getattr(offline, 'type', None)!r}"
+        )
+    if not offline.project_id or not offline.dataset:
+        raise ConfigurationError("the BigQuery offline store needs project_id and dataset")
+    return str(offline.project_id), str(offline.dataset)
+
+
+def apply_cloud(store: Any, start: date, end: date, *, created: datetime) -> dict[str, Any]:
+    """Register the definitions over the query source for ``start``..``end``; returns what was
+    registered. The feature server reads the registry only for names and types: a new query in
+    it changes nothing for serving."""
+    from shared.features.feast_repo.definitions import bigquery_query_source, feature_objects
+
+    project, dataset = bigquery_location(store)
+    query = cloud_source_query(project, dataset, start, end, created=created)
+    store.apply(feature_objects(bigquery_query_source(query)))
+    return {
+        "views": [view.name for view in store.list_feature_views()],
+        "source": {"warehouse": f"{project}.{dataset}", "days": [start.isoformat(), end.isoformat()]},
+    }
+
+
+def publish_cloud(
+    repo_dir: Path, start: date, end: date, *, created: datetime | None = None, store: Any = None
+) -> dict[str, Any]:
+    """The cloud nightly job: apply over the query source, then ``materialize(START, END)``.
+
+    Feast runs the feature SQL in BigQuery once per view and writes each variant's latest row
+    in [00:00 of ``start``, 00:00 of ``end`` + 1 s] to the online store (Redis).
+    """
+    store = store if store is not None else cloud_feature_store(repo_dir)
+    registered = apply_cloud(store, start, end, created=created or datetime.now(UTC))
+    begin, finish = materialize_bounds(start, end)
+    store.materialize(start_date=begin, end_date=finish)
+    return {
+        "mode": "cloud",
+        "repo": str(repo_dir),
+        **registered,
+        "materialized": {"start": begin.isoformat(), "end": finish.isoformat()},
+    }

@@ -10,7 +10,8 @@ without Feast.
   ``/push``), so a price change or a stock update reaches the online store within seconds.
 
 Both read the same offline table (one row per variant and day, event time the day's 00:00
-UTC): a parquet file locally, a BigQuery table in the cloud (``bigquery_source``). Definitions
+UTC): a parquet file locally, in the cloud a BigQuery query, the feature SQL itself over the
+warehouse's views (``bigquery_query_source``; ``bigquery_source`` reads a table instead). Definitions
 are built by a function instead of at import, so the source's location comes from settings
 (``SHOPML_HOME`` locally) and ``FeatureStore.apply`` (0.02 s) registers them; the ``feast
 apply`` CLI (7.5 s) is not needed.
@@ -69,6 +70,20 @@ def bigquery_source(table: str) -> BigQuerySource:
         timestamp_field=EVENT_TIMESTAMP,
         created_timestamp_column=CREATED_TIMESTAMP,
         description="shopml feature table in BigQuery, one row per variant and day",
+    )
+
+
+def bigquery_query_source(query: str) -> BigQuerySource:
+    """The cloud offline table as a BigQuery query (``shared.features.store.cloud_source_query``:
+    the feature SQL over the warehouse's views for a window of days). What the nightly job
+    registers: Feast runs it inside BigQuery when it materializes, nothing is written to the
+    warehouse."""
+    return BigQuerySource(
+        name=OFFLINE_SOURCE,
+        query=query,
+        timestamp_field=EVENT_TIMESTAMP,
+        created_timestamp_column=CREATED_TIMESTAMP,
+        description="shopml feature SQL over the BigQuery warehouse, one row per variant and day",
     )
 
 
