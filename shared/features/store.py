@@ -17,6 +17,11 @@ equivalent is the committed, documented ``feast_repo/feature_store.cloud.yaml``.
 
 ``publish_features(warehouse, home, start, end)`` is the whole nightly job locally: build the
 feature table for a window, export it, apply the definitions, materialize ``start``..``end``.
+
+Cloud mode (``SHOPML_FEAST_REPO`` set, see the section at the end): ``publish_cloud`` uses the
+repo the feature server image's entrypoint wrote (BigQuery offline store, Redis, GCS registry),
+writes nothing locally, and registers the feature SQL itself as a BigQuery query source
+(``cloud_source_query``) that Feast runs inside BigQuery when it materializes.
 """
 
 from __future__ import annotations

@@ -420,3 +420,21 @@ def test_no_secret_value_is_stored_by_the_configuration() -> None:
     # Write-only arguments need Terraform 1.11 or later.
     (terraform,) = [block for _, block in blocks(REPO, "terraform") if "required_version" in block]
     assert terraform["required_version"].startswith(">= 1.11")
+
+
+def test_materialization_job_runs_in_cloud_mode_through_the_image_entrypoint() -> None:
+    """The job keeps the image's entrypoint (no ``command``), which writes the cloud config and
+    passes its dir as SHOPML_FEAST_REPO: the setting that selects the cloud path of
+    ``python -m shared.features`` (tests/unit/test_features_cloud.py). The job must not set it
+    to anything else, and the image carries what that path imports (sqlglot for the query)."""
+    job = resource(FEATURES, "google_cloud_run_v2_job", "materialize")
+    task = single(single(job, "template"), "template")
+    container = single(task, "containers")
+    assert "command" not in container
+    assert "SHOPML_FEAST_REPO" not in {e["name"] for e in container["env"]}
+    dockerfile = (REPO / "infra" / "feature_server" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "/app/entrypoint.py"]' in dockerfile
+    entrypoint = (REPO / "infra" / "feature_server" / "entrypoint.py").read_text()
+    assert "child_environment(dict(os.environ), REPO_DIR)" in entrypoint
+    batch = (REPO / "infra" / "feature_server" / "batch-requirements.txt").read_text()
+    assert re.search(r"^sqlglot==", batch, re.MULTILINE)

@@ -12,10 +12,21 @@
 # Memorystore's private IP without extra networking (PSC interface / peering), while a Cloud Run
 # Job reaches it exactly like the feature server, by Direct VPC egress on the same subnetwork.
 #
+# What the job does: the entrypoint writes the cloud feature_store.yaml and runs the command with
+# SHOPML_FEAST_REPO=<that repo dir>, so `python -m shared.features materialize` runs in cloud mode
+# (shared/features/__main__.py): `apply` registers the definitions with the feature SQL as a
+# BigQuery *query* source over the warehouse's views (the window: today back over the longest view
+# TTL), then `materialize(START, END)` makes Feast run that query in BigQuery (one query job per
+# view, results in the job's anonymous table) and write each variant's latest row to Redis.
+# Nothing is written to the warehouse: no table, no view, no dataEditor grant.
+#
 # What the job may do (and nothing else): read and write Feast's registry (the registry bucket's
 # objectAdmin + legacyBucketReader below), read the Redis AUTH secret, read the warehouse
 # (dataViewer on the dataset and the project-level jobUser, both granted by the root through the
-# bigquery module), and connect to Redis over the VPC.
+# bigquery module: the query reads views and the tables under them, all in that dataset, and its
+# results are read back with tabledata.list, as the image has no BigQuery Storage client; adding
+# google-cloud-bigquery-storage to the image would need roles/bigquery.readSessionUser too), and
+# connect to Redis over the VPC.
 
 locals {
   materializer_member = "serviceAccount:${google_service_account.materializer.email}"
@@ -100,6 +111,9 @@ resource "google_cloud_run_v2_job" "materialize" {
         }
 
         # shared/ is in the image under /app (the service does not put it on its path).
+        # SHOPML_FEAST_REPO comes from the entrypoint (the dir it wrote the config to); the cloud
+        # mode it selects reads neither SHOPML_HOME nor SHOPML_WAREHOUSE (the warehouse is named by
+        # the Feast config's offline store), which stay to describe the job's settings.
         env {
           name  = "PYTHONPATH"
           value = "/app"
