@@ -12,7 +12,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.features import HISTORY, STATE
+from shared.features import HISTORY, SHOP, STATE
 from shared.features.online import (
     FeatureServerUnavailable,
     FeatureValue,
@@ -166,8 +166,8 @@ def test_parse_rejects_a_response_of_another_shape() -> None:
 def test_every_online_feature_is_in_the_contract_and_in_one_view() -> None:
     online = [f for view in VIEWS for f in view.features]
     assert len(online) == len(set(online))
-    assert set(online) <= set(HISTORY) | set(STATE)
-    assert set(HISTORY) <= set(VARIANT_HISTORY.features)
+    assert set(online) <= set(HISTORY) | set(SHOP) | set(STATE)
+    assert set(HISTORY) | set(SHOP) <= set(VARIANT_HISTORY.features)  # the shop's weekdays ride along
     assert view_of("price") is VARIANT_STATE
     assert feature_refs(["lag_1", "price"]) == ["variant_history:lag_1", "variant_state:price"]
     with pytest.raises(KeyError):
