@@ -149,6 +149,11 @@ class Settings:
     pointer_collection: str = "live_pointers"  # one document per model, id = model name
     deploy_latency_budget_ms: float = 20.0  # gate: p99 of one ONNX call (1 item x 28 horizons, 1 thread)
     deploy_latency_samples: int = 200  # gate: timed calls the p99 is taken over
+    # Step 4: predict's metrics pushed to Cloud Monitoring (shared/serving/telemetry.py); off locally.
+    metrics_export: str = ""  # "" (off: GET /metrics only) or "otlp" (push OTLP/HTTP JSON)
+    otlp_endpoint: str = "https://telemetry.googleapis.com/v1/metrics"  # google-auth when *.googleapis.com
+    metrics_export_interval_seconds: float = 60.0  # one export per instance per interval
+    metrics_location: str = ""  # the instance's region (cloud.region on the exported resource)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -208,12 +213,20 @@ class Settings:
             pointer_collection=env.get("SHOPML_POINTER_COLLECTION") or "live_pointers",
             deploy_latency_budget_ms=_float(env, "SHOPML_DEPLOY_LATENCY_BUDGET_MS", 20.0),
             deploy_latency_samples=_int(env, "SHOPML_DEPLOY_LATENCY_SAMPLES", 200),
+            metrics_export=(env.get("SHOPML_METRICS_EXPORT") or "").lower(),
+            otlp_endpoint=env.get("SHOPML_OTLP_ENDPOINT") or "https://telemetry.googleapis.com/v1/metrics",
+            metrics_export_interval_seconds=_float(env, "SHOPML_METRICS_EXPORT_INTERVAL_SECONDS", 60.0),
+            metrics_location=env.get("SHOPML_METRICS_LOCATION", ""),
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
         if settings.publisher not in ("group_commit", "client"):
             raise ConfigurationError(
                 f"SHOPML_PUBLISHER={settings.publisher!r}: choose group_commit (default) or client"
+            )
+        if settings.metrics_export not in ("", "otlp"):
+            raise ConfigurationError(
+                f"SHOPML_METRICS_EXPORT={settings.metrics_export!r}: leave it empty (off) or set otlp"
             )
         if settings.training_backend not in ("local", "vertex"):
             raise ConfigurationError(
