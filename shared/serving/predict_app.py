@@ -113,6 +113,9 @@ class Runtime:
     # Start the pointer's snapshot listener after the first answer (False: re-read on age only).
     watch_after_first_answer: bool = False
     watch_started: bool = False
+    # SHOPML_METRICS_EXPORT=otlp: the push exporter (shared.serving.telemetry), built after the first answer.
+    exporter: Any = None
+    export_started: bool = False
 
 
 def build_runtime(
@@ -339,7 +342,7 @@ async def handle(rt: Runtime, incoming: Incoming, read_body: BodyReader) -> Answ
             caller(rt, incoming)
         except auth.Unauthorized as exc:
             return error_answer(401, exc.code, exc.message)
-        rt.metrics.pointer_age.set(rt.slots.pointer_age() if rt.slots.pointer is not None else -1)
+        observe_pointer_age(rt)
         return Answer(200, rt.metrics.text(), {}, prometheus_client.CONTENT_TYPE_LATEST)
     if incoming.method != "POST":
         return error_answer(
@@ -379,12 +382,38 @@ async def respond(rt: Runtime, incoming: Incoming, read_body: BodyReader) -> Ans
     return result
 
 
+def observe_pointer_age(rt: Runtime) -> None:
+    rt.metrics.pointer_age.set(rt.slots.pointer_age() if rt.slots.pointer is not None else -1)
+
+
+def start_metrics_export(rt: Runtime) -> Callable[[], None] | None:
+    """With ``SHOPML_METRICS_EXPORT=otlp``, once per runtime: work that starts the push of the
+    metrics (``shared.serving.telemetry``, imported here, off the cold start); else None."""
+    if rt.settings.metrics_export != "otlp" or rt.export_started:
+        return None
+    rt.export_started = True
+
+    def start() -> None:
+        try:
+            from shared.serving import telemetry
+
+            rt.exporter = telemetry.exporter(
+                rt.settings, rt.metrics.registry, rt.logger, lambda: observe_pointer_age(rt)
+            )
+            rt.exporter.start()
+        except Exception as exc:  # never the storefront's problem; /metrics still works
+            rt.logger.warning("metrics export not started", error=f"{type(exc).__name__}: {exc}")
+
+    return start
+
+
 def after_answer(rt: Runtime) -> Callable[[], None] | None:
     """Work to run once the answer has been sent, or None: after the first answer, start the
     pointer's snapshot listener in a thread (importing the Firestore client takes about a second,
     which the first answer does not wait for)."""
+    export = start_metrics_export(rt)
     if not rt.watch_after_first_answer or rt.watch_started:
-        return None
+        return export
     rt.watch_started = True
 
     def start() -> None:
@@ -395,4 +424,9 @@ def after_answer(rt: Runtime) -> Callable[[], None] | None:
         else:
             rt.logger.info("live pointer listener started" if listening else "no live pointer listener")
 
-    return lambda: threading.Thread(target=start, name="predict-pointer-watch", daemon=True).start()
+    def later() -> None:
+        threading.Thread(target=start, name="predict-pointer-watch", daemon=True).start()
+        if export is not None:
+            export()
+
+    return later
