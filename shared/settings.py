@@ -149,6 +149,18 @@ class Settings:
     pointer_collection: str = "live_pointers"  # one document per model, id = model name
     deploy_latency_budget_ms: float = 20.0  # gate: p99 of one ONNX call (1 item x 28 horizons, 1 thread)
     deploy_latency_samples: int = 200  # gate: timed calls the p99 is taken over
+    # Step 5: drift statistics (shared/monitoring/drift.py; defaults and reasons in its docstring).
+    drift_mean_shift_sigma: float = 2.0  # drifted: |mean shift| beyond this many reference sd
+    drift_psi_threshold: float = 0.2  # drifted: PSI above this
+    drift_psi_bins: int = 10  # PSI bins: reference deciles, open outer bins
+    drift_psi_epsilon: float = 1e-4  # share an empty PSI bin counts as
+    drift_alpha: float = 0.01  # family-wise level of the KS / chi-square tests after correction
+    drift_correction: str = "holm"  # or "bonferroni": over the features tested together
+    drift_min_ks_statistic: float = 0.05  # and the KS statistic at least this (a million rows)
+    drift_min_linf: float = 0.05  # categorical: and the largest share difference at least this
+    drift_min_current_rows: int = 500  # fewer current values: the feature is not judged
+    drift_min_reference_rows: int = 1000  # fewer reference values: the feature is not judged
+    drift_reference_rows: int = 20_000  # rows of the seeded reference sample in a model card
     # Step 4: predict's metrics pushed to Cloud Monitoring (shared/serving/telemetry.py); off locally.
     metrics_export: str = ""  # "" (off: GET /metrics only) or "otlp" (push OTLP/HTTP JSON)
     otlp_endpoint: str = "https://telemetry.googleapis.com/v1/metrics"  # google-auth when *.googleapis.com
@@ -213,6 +225,17 @@ class Settings:
             pointer_collection=env.get("SHOPML_POINTER_COLLECTION") or "live_pointers",
             deploy_latency_budget_ms=_float(env, "SHOPML_DEPLOY_LATENCY_BUDGET_MS", 20.0),
             deploy_latency_samples=_int(env, "SHOPML_DEPLOY_LATENCY_SAMPLES", 200),
+            drift_mean_shift_sigma=_float(env, "SHOPML_DRIFT_MEAN_SHIFT_SIGMA", 2.0),
+            drift_psi_threshold=_float(env, "SHOPML_DRIFT_PSI_THRESHOLD", 0.2),
+            drift_psi_bins=_int(env, "SHOPML_DRIFT_PSI_BINS", 10),
+            drift_psi_epsilon=_float(env, "SHOPML_DRIFT_PSI_EPSILON", 1e-4),
+            drift_alpha=_float(env, "SHOPML_DRIFT_ALPHA", 0.01),
+            drift_correction=(env.get("SHOPML_DRIFT_CORRECTION") or "holm").lower(),
+            drift_min_ks_statistic=_float(env, "SHOPML_DRIFT_MIN_KS_STATISTIC", 0.05, allow_zero=True),
+            drift_min_linf=_float(env, "SHOPML_DRIFT_MIN_LINF", 0.05, allow_zero=True),
+            drift_min_current_rows=_int(env, "SHOPML_DRIFT_MIN_CURRENT_ROWS", 500),
+            drift_min_reference_rows=_int(env, "SHOPML_DRIFT_MIN_REFERENCE_ROWS", 1000),
+            drift_reference_rows=_int(env, "SHOPML_DRIFT_REFERENCE_ROWS", 20_000),
             metrics_export=(env.get("SHOPML_METRICS_EXPORT") or "").lower(),
             otlp_endpoint=env.get("SHOPML_OTLP_ENDPOINT") or "https://telemetry.googleapis.com/v1/metrics",
             metrics_export_interval_seconds=_float(env, "SHOPML_METRICS_EXPORT_INTERVAL_SECONDS", 60.0),
@@ -220,6 +243,14 @@ class Settings:
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
+        if settings.drift_correction not in ("holm", "bonferroni"):
+            raise ConfigurationError(
+                f"SHOPML_DRIFT_CORRECTION={settings.drift_correction!r}: choose holm (default) or bonferroni"
+            )
+        if settings.drift_alpha >= 1 or settings.drift_psi_bins < 2:
+            raise ConfigurationError(
+                "SHOPML_DRIFT_ALPHA must be below 1 and SHOPML_DRIFT_PSI_BINS at least 2"
+            )
         if settings.publisher not in ("group_commit", "client"):
             raise ConfigurationError(
                 f"SHOPML_PUBLISHER={settings.publisher!r}: choose group_commit (default) or client"
