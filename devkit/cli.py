@@ -194,6 +194,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     )
 
 
+# --- drift --------------------------------------------------------------------------------------
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from devkit.drift_cli import run_drift
+
+    return run_drift(args.reference, args.current, args.out)
+
+
 # --- simulate -----------------------------------------------------------------------------------
 
 
@@ -320,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--wait", type=float, default=30.0, help="with --via-topic: seconds to wait")
     rollback.add_argument("--home", type=Path, default=None, help="local stack's state folder")
     rollback.add_argument("--json", action="store_true", help="also print the outcome as one JSON line")
+
+    drift = add(
+        "drift",
+        cmd_drift,
+        "compare two datasets (parquet or CSV, same columns) with the drift monitor's checks; writes "
+        "DIR/drift.json and DIR/drift.html; exit 0 no drift, 1 drift, 2 bad input",
+    )
+    drift.add_argument("--reference", required=True, help="the reference data (e.g. training inputs)")
+    drift.add_argument("--current", required=True, help="the data to check against it")
+    drift.add_argument("--out", default=None, help="folder for drift.json and drift.html (default: .)")
 
     simulate = add(
         "simulate", cmd_simulate, "send a simulated store's or the retail sample's signed webhooks"

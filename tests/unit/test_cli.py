@@ -13,7 +13,9 @@ import pytest
 from devkit.cli import build_parser, main
 from devkit.progress import Progress
 
-SUBCOMMANDS = ("stack", "demo", "import-orders", "train", "features", "deploy", "rollback", "simulate")
+SUBCOMMANDS = (
+    "stack", "demo", "import-orders", "train", "features", "deploy", "rollback", "simulate", "drift",
+)  # fmt: skip
 # google.cloud itself is a namespace package some .pth files import at start-up; its clients are heavy.
 HEAVY = (
     "pandas", "numpy", "lightgbm", "onnxruntime", "duckdb", "feast", "scipy", "sqlglot",
