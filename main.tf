@@ -5,9 +5,7 @@
 # it, so the emulator setup and the cloud cannot drift apart. Nothing below names a topic or a
 # function's settings by hand; it derives them from the file.
 #
-# Seams for the modules still to come (monitoring): they take
-# module.iam.function_emails (dataset- and job-level grants per function), module.pubsub.topic_ids
-# (scheduler targets, alert sources) and local.labels.
+# Alerts (module.monitoring) take module.pubsub's dead-letter hold subscriptions and local.labels.
 
 provider "google" {
   project = var.project_id
@@ -432,6 +430,36 @@ module "serving" {
   pointer_writers     = { for name in local.pointer_writers : name => module.iam.function_members[name] }
   registry_readers    = { for name in local.registry_readers : name => module.iam.function_members[name] }
   alias_movers        = { for name in local.alias_movers : name => module.iam.function_members[name] }
+
+  depends_on = [google_project_service.this]
+}
+
+# Alerts: the conditions of infra/monitoring/prometheus/shopml-rules.yml as Cloud Monitoring alert
+# policies (same names and thresholds): predict's latency and errors from Cloud Run's request
+# metrics, dead letters from Pub/Sub, fallbacks, drift and accuracy in PromQL (module header).
+module "monitoring" {
+  source = "./infra/modules/monitoring"
+
+  project_id           = var.project_id
+  predict_service_name = "predict"
+  # The hold subscriptions' names, from their IDs (projects/<p>/subscriptions/<name>).
+  dead_letter_subscriptions = toset([
+    for id in values(module.pubsub.dead_letter_hold_subscription_ids) : element(split("/", id), 3)
+  ])
+  thresholds = {
+    predict_p99_seconds         = var.alert_predict_p99_seconds
+    predict_error_share         = var.alert_predict_error_share
+    fallback_share              = var.alert_fallback_share
+    dead_letter_messages        = var.alert_dead_letter_messages
+    accuracy_error_ratio        = var.alert_accuracy_error_ratio
+    accuracy_floor              = var.alert_accuracy_floor
+    drift_check_max_age_seconds = var.alert_drift_check_max_age_seconds
+  }
+  email_addresses          = var.alert_email_addresses
+  slack_channel_name       = var.alert_slack_channel
+  slack_auth_token         = var.alert_slack_auth_token
+  notification_channel_ids = var.alert_notification_channel_ids
+  labels                   = local.labels
 
   depends_on = [google_project_service.this]
 }

@@ -101,6 +101,7 @@ variable "activate_apis" {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "redis.googleapis.com",
     "run.googleapis.com",
@@ -386,4 +387,74 @@ variable "materialization_paused" {
   type        = bool
   description = "Pause the nightly materialization (the job stays; gcloud run jobs execute shopml-materialize runs it by hand)."
   default     = false
+}
+
+# --- alerts (module.monitoring): the thresholds of infra/monitoring/prometheus/shopml-rules.yml ---
+# tests/infra/test_monitoring.py holds each default equal to its rule's threshold.
+
+variable "alert_predict_p99_seconds" {
+  type        = number
+  description = "Alert ShopmlPredictLatencyP99: predict's p99 latency budget in seconds (Cloud Run's request_latencies of the predict service over 10 minutes)."
+  default     = 0.1
+}
+
+variable "alert_predict_error_share" {
+  type        = number
+  description = "Alert ShopmlPredictErrorRate: share of predict's answers that may be 5xx over 5 minutes."
+  default     = 0.01
+}
+
+variable "alert_fallback_share" {
+  type        = number
+  description = "Alert ShopmlPredictFallbackShare: share of predict's items that may be answered with a fallback over 15 minutes."
+  default     = 0.2
+}
+
+variable "alert_dead_letter_messages" {
+  type        = number
+  description = "Alert ShopmlDeadLetterBacklog: dead-lettered messages tolerated on a hold subscription (0: any message alerts)."
+  default     = 0
+}
+
+variable "alert_accuracy_error_ratio" {
+  type        = number
+  description = "Alert ShopmlAccuracyDrop: live WAPE / the card's holdout WAPE above which the model counts as worse than at training (1.03: 3% worse)."
+  default     = 1.03
+}
+
+variable "alert_accuracy_floor" {
+  type        = number
+  description = "Alert ShopmlAccuracyBelowFloor: shop-week accuracy (1 - WAPE) below which the alert fires."
+  default     = 0.85
+}
+
+variable "alert_drift_check_max_age_seconds" {
+  type        = number
+  description = "Alert ShopmlDriftCheckStale: seconds without a completed drift check (checks run hourly)."
+  default     = 10800
+}
+
+variable "alert_email_addresses" {
+  type        = set(string)
+  description = "Email addresses notified of every alert policy. Empty: no email channel."
+  default     = []
+}
+
+variable "alert_slack_channel" {
+  type        = string
+  description = "Slack channel (#name) notified of every alert policy through Cloud Monitoring's Slack channel type; needs alert_slack_auth_token. Empty (default): none."
+  default     = ""
+}
+
+variable "alert_slack_auth_token" {
+  type        = string
+  description = "OAuth token of the Slack app Cloud Monitoring posts as, when alert_slack_channel is set. Kept in the state (no write-only form exists for it): pass it as TF_VAR_alert_slack_auth_token, or create the channel in the console and list it in alert_notification_channel_ids."
+  default     = null
+  sensitive   = true
+}
+
+variable "alert_notification_channel_ids" {
+  type        = set(string)
+  description = "Existing Cloud Monitoring notification channels (projects/<p>/notificationChannels/<id>) notified of every alert policy."
+  default     = []
 }
