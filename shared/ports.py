@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -193,3 +193,32 @@ class LivePointerStore(Protocol):
         """Call ``callback`` with the pointer now and after every change; returns ``stop``.
         Optional: a store without push raises ``NotImplementedError`` (readers poll ``get``)."""
         ...
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert for people: a title, a short text, a severity and a few named facts."""
+
+    title: str
+    text: str
+    severity: str = "warning"  # "warning" | "critical" | "resolved"
+    fields: Mapping[str, str] = field(default_factory=dict)  # e.g. {"model": "demand", "psi": "0.31"}
+    link: str = ""  # where to look (a drift report's URL), "" if none
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    """What became of one notification: ``delivered`` or not, and why not (``detail``)."""
+
+    delivered: bool
+    detail: str = ""
+
+
+class AlertNotifier(Protocol):
+    """Tells people about an alert (a Slack incoming webhook in the cloud and locally).
+
+    Never raises: a notifier that cannot deliver returns ``NotificationResult(False, reason)``
+    (and logs it), so a failing chat service never fails the check that raised the alert.
+    """
+
+    def notify(self, alert: Alert) -> NotificationResult: ...
