@@ -166,6 +166,10 @@ class Settings:
     otlp_endpoint: str = "https://telemetry.googleapis.com/v1/metrics"  # google-auth when *.googleapis.com
     metrics_export_interval_seconds: float = 60.0  # one export per instance per interval
     metrics_location: str = ""  # the instance's region (cloud.region on the exported resource)
+    # Step 5: alerts to Slack (shared/adapters/slack.py). The URL is a secret (Secret Manager in the
+    # cloud); empty: alerts are not sent to Slack (metrics and drift reports still record them).
+    slack_webhook_url: str = field(default="", repr=False)  # a Slack incoming webhook
+    slack_timeout_seconds: float = 3.0  # one POST to Slack; a slow Slack never holds up a check
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -240,6 +244,8 @@ class Settings:
             otlp_endpoint=env.get("SHOPML_OTLP_ENDPOINT") or "https://telemetry.googleapis.com/v1/metrics",
             metrics_export_interval_seconds=_float(env, "SHOPML_METRICS_EXPORT_INTERVAL_SECONDS", 60.0),
             metrics_location=env.get("SHOPML_METRICS_LOCATION", ""),
+            slack_webhook_url=(env.get("SHOPML_SLACK_WEBHOOK_URL") or "").strip(),
+            slack_timeout_seconds=_float(env, "SHOPML_SLACK_TIMEOUT_SECONDS", 3.0),
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
@@ -267,6 +273,11 @@ class Settings:
             raise ConfigurationError(
                 f"SHOPML_REGISTRY={settings.registry_url!r}: use file:///dir, gs://bucket/prefix "
                 "or vertex://project/region"
+            )
+        if settings.slack_webhook_url and not settings.slack_webhook_url.startswith(("https://", "http://")):
+            # The URL carries Slack's token: the message never shows it.
+            raise ConfigurationError(
+                "SHOPML_SLACK_WEBHOOK_URL must be an http(s) URL (a Slack incoming webhook)"
             )
         if settings.publish_timeout_seconds >= 5.0:
             raise ConfigurationError(
