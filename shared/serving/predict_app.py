@@ -392,6 +392,10 @@ def start_metrics_export(rt: Runtime) -> Callable[[], None] | None:
     if rt.settings.metrics_export != "otlp" or rt.export_started:
         return None
     rt.export_started = True
+    try:  # the server's loop (main thread) sets the SIGTERM handler for the last export
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
 
     def start() -> None:
         try:
@@ -400,7 +404,7 @@ def start_metrics_export(rt: Runtime) -> Callable[[], None] | None:
             rt.exporter = telemetry.exporter(
                 rt.settings, rt.metrics.registry, rt.logger, lambda: observe_pointer_age(rt)
             )
-            rt.exporter.start()
+            rt.exporter.start(loop)
         except Exception as exc:  # never the storefront's problem; /metrics still works
             rt.logger.warning("metrics export not started", error=f"{type(exc).__name__}: {exc}")
 

@@ -26,15 +26,19 @@ instance writes its own series and Cloud Monitoring sums them.
 
 An export never fails a request: it runs on its own daemon thread, and any error (receiver
 down, refused, token refresh) is one warning. The exporter is built after the first answer
-(``predict_app.after_answer``), so nothing here runs on the cold start; the last export runs
-at interpreter exit (``atexit``), which both of functions-framework's servers reach on SIGTERM
-(uvicorn's graceful shutdown, gunicorn's worker ``sys.exit``).
+(``predict_app.after_answer``), so nothing here runs on the cold start. The last export runs
+when SIGTERM arrives (Cloud Run's notice before it stops an instance), then the server's own
+handler: functions-framework's ``--asgi`` server (gunicorn, uvicorn worker) ends its graceful
+shutdown by re-raising SIGTERM with the default action, so the worker dies by the signal and
+``atexit`` never runs there; ``atexit`` covers a normal interpreter exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
+import signal
 import threading
 import time
 import uuid
@@ -248,6 +252,7 @@ class OtlpExporter:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _closed: bool = False
 
     def body(self) -> bytes:
         self.before_collect()
@@ -256,7 +261,10 @@ class OtlpExporter:
 
     def export(self, timeout: float = TIMEOUT_SECONDS) -> ExportResult:
         """One export; never raises (a failure is a warning and ``ok`` False)."""
-        with self._lock:  # the periodic export and the last one never interleave
+        # The periodic export and the last one never interleave; a signal handler never waits forever.
+        if not self._lock.acquire(timeout=timeout):
+            return ExportResult(False, 0, "another export is still running")
+        try:
             size = 0
             try:
                 data = self.body()
@@ -277,6 +285,8 @@ class OtlpExporter:
                     "metrics export failed", endpoint=self.endpoint, error=result.detail, bytes=size
                 )
             return result
+        finally:
+            self._lock.release()
 
     @staticmethod
     def _result(status: int, data: bytes, size: int) -> ExportResult:
@@ -292,11 +302,35 @@ class OtlpExporter:
             return ExportResult(False, size, f"{rejected} data points rejected: {message}")
         return ExportResult(True, size)
 
-    def start(self) -> None:
-        """Export every ``interval`` seconds, and once more at interpreter exit (SIGTERM)."""
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Export every ``interval`` seconds, and a last time on SIGTERM or at interpreter exit.
+        Signal handlers are set on the main thread: directly, or through ``loop`` (the server's
+        event loop) when called from another thread."""
         self._thread = threading.Thread(target=self._run, name="predict-metrics-export", daemon=True)
         self._thread.start()
         atexit.register(self.shutdown)
+        if threading.current_thread() is threading.main_thread():
+            self.export_on_sigterm()
+        elif loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.export_on_sigterm)
+
+    def export_on_sigterm(self) -> bool:
+        """On the main thread: SIGTERM first runs the last export, then the handler it replaces
+        (the server's graceful shutdown, or the default action). False elsewhere."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.shutdown()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.raise_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -305,6 +339,9 @@ class OtlpExporter:
     def shutdown(self, last_export: bool = True) -> ExportResult | None:
         """Stop the periodic export; with ``last_export``, push what was counted since the last."""
         atexit.unregister(self.shutdown)
+        if self._closed:
+            return None
+        self._closed = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=LAST_EXPORT_TIMEOUT_SECONDS)

@@ -607,14 +607,16 @@ def test_the_first_answer_imports_neither_the_firestore_client_nor_grpc(tmp_path
     # Cold start: the live pointer is read over REST; the client library (gRPC, ~1 s to import)
     # only comes after the first answer, for the listener. The runtime is the default wiring
     # (settings from the environment), the pointer store unreachable: the answer is a fallback.
+    # With the metrics push on, its module and thread also wait for the first answer.
     script = f"""
-import asyncio, os, socket, sys
+import asyncio, os, socket, sys, threading
 sys.path.insert(0, {str(REPO)!r})
 with socket.socket() as sock:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
 os.environ.update(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{{port}}", SHOPML_REGISTRY={tmp_path.as_uri()!r},
-                  SHOPML_PREDICT_KEYS="{SHOP}={KEY}", SHOPML_PREDICT_SAMPLE_RATE="0")
+                  SHOPML_PREDICT_KEYS="{SHOP}={KEY}", SHOPML_PREDICT_SAMPLE_RATE="0",
+                  SHOPML_METRICS_EXPORT="otlp", SHOPML_OTLP_ENDPOINT=f"http://127.0.0.1:{{port}}/v1/metrics")
 from functions_framework.aio import create_asgi_app
 create_asgi_app("predict", {str(REPO / "functions" / "predict" / "main.py")!r})
 from shared.serving import predict_app
@@ -626,11 +628,21 @@ incoming = predict_app.Incoming("POST", "/", [], {{"authorization": "Bearer {KEY
 answer = asyncio.run(predict_app.respond(predict_app.runtime(), incoming, read))
 print(answer.status, answer.headers["X-Model-Version"])
 print(sorted(name for name in sys.modules if name.startswith(("google.cloud.firestore", "grpc"))))
+print(sorted(name for name in sys.modules if name.startswith("shared.serving.telemetry")),
+      sorted(thread.name for thread in threading.enumerate() if thread.name.startswith("predict-")))
+predict_app.after_answer(predict_app.runtime())()
+print(sorted(thread.name for thread in threading.enumerate() if thread.name.startswith("predict-")))
+predict_app.runtime().exporter.shutdown(last_export=False)
 """
     found = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO, timeout=120
     )
-    assert found.stdout.splitlines()[-2:] == ["200 none", "[]"], found.stdout + found.stderr
+    assert found.stdout.splitlines()[-4:] == [
+        "200 none",
+        "[]",
+        "[] []",
+        "['predict-metrics-export', 'predict-pointer-watch']",
+    ], found.stdout + found.stderr
 
 
 def test_the_online_features_asked_for_cover_every_buildable_input() -> None:
