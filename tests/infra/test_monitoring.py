@@ -141,6 +141,9 @@ def test_threshold_policies_have_the_rules_thresholds_and_durations() -> None:
         assert comparison == ">", f"{name}: the threshold policies compare with COMPARISON_GT"
         assert policy["threshold_value"] == threshold * UNIT_SCALE.get(name, 1.0), name
         assert seconds(policy["duration"]) == seconds(rule.get("for", "0s")), name
+        # Aligned over the rule's rate window; a gauge without one, per minute.
+        window = re.search(r"\[(\d+[smh])\]", rule["expr"])
+        assert seconds(policy["alignment_period"]) == (seconds(window.group(1)) if window else 60), name
 
 
 def test_severities_match() -> None:

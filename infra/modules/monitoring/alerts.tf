@@ -17,8 +17,10 @@ locals {
         filter          = "metric.type = \"run.googleapis.com/request_latencies\" AND ${local.predict_revision}"
         threshold_value = var.thresholds.predict_p99_seconds * 1000 # request_latencies is in ms
         duration        = "600s"
-        aligner         = "ALIGN_PERCENTILE_99"
-        reducer         = null
+        # The rule's rate window ([5m]).
+        alignment_period = "300s"
+        aligner          = "ALIGN_PERCENTILE_99"
+        reducer          = null
         # Ratio conditions only: the denominator's filter.
         denominator_filter = null
       }
@@ -29,6 +31,7 @@ locals {
         filter             = "metric.type = \"run.googleapis.com/request_count\" AND ${local.predict_revision} AND metric.label.response_code_class = \"5xx\""
         threshold_value    = var.thresholds.predict_error_share
         duration           = "300s"
+        alignment_period   = "300s"
         aligner            = "ALIGN_RATE"
         reducer            = "REDUCE_SUM"
         denominator_filter = "metric.type = \"run.googleapis.com/request_count\" AND ${local.predict_revision}"
@@ -38,10 +41,11 @@ locals {
       ShopmlDeadLetterBacklog = {
         severity           = "WARNING"
         summary            = "dead-lettered messages wait on a hold subscription"
-        description        = "Any message on a dead-letter hold subscription needs a person: pull it with gcloud pubsub subscriptions pull <subscription> (infra/README.md, dead letters), fix the cause, replay."
+        description        = "Any message on a dead-letter hold subscription needs a person: pull it with gcloud pubsub subscriptions pull <subscription> (infra/README.md, Alerts), fix the cause, replay."
         filter             = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type = \"pubsub_subscription\" AND resource.label.subscription_id = one_of(${local.dead_letter_list})"
         threshold_value    = var.thresholds.dead_letter_messages
         duration           = "300s"
+        alignment_period   = "60s" # a gauge sampled every minute
         aligner            = "ALIGN_MAX"
         reducer            = null
         denominator_filter = null

@@ -81,7 +81,7 @@ resource "google_monitoring_alert_policy" "threshold" {
       duration           = each.value.duration
 
       aggregations {
-        alignment_period     = "60s"
+        alignment_period     = each.value.alignment_period
         per_series_aligner   = each.value.aligner
         cross_series_reducer = each.value.reducer
         group_by_fields      = each.value.reducer == null ? null : ["resource.label.service_name"]
@@ -90,7 +90,7 @@ resource "google_monitoring_alert_policy" "threshold" {
       dynamic "denominator_aggregations" {
         for_each = each.value.denominator_filter == null ? [] : [each.value]
         content {
-          alignment_period     = "60s"
+          alignment_period     = denominator_aggregations.value.alignment_period
           per_series_aligner   = denominator_aggregations.value.aligner
           cross_series_reducer = denominator_aggregations.value.reducer
           group_by_fields      = ["resource.label.service_name"]
