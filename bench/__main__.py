@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
-BENCHMARKS = ["ingest", "validation", "warehouse", "pipeline", "training", "import", "predict", "serving"]
+BENCHMARKS = [
+    "ingest", "validation", "warehouse", "pipeline", "training", "import", "predict", "serving", "drift",
+]  # fmt: skip
 
 
 def main() -> None:
