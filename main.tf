@@ -145,14 +145,18 @@ locals {
   pointer_writers  = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
   registry_readers = [for name in ["predict", "deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
   alias_movers     = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
+  # predict pushes its metrics to Cloud Monitoring (docs/DESIGN.md, "Serving metrics in the cloud").
+  metric_writers = [for name in ["predict"] : name if contains(keys(local.functions), name)]
 
   # Per-function settings of serving: the pointer's database for its readers and writers; predict
   # runs on functions-framework's ASGI path (its entry point is @functions_framework.aio.http) and
-  # gets the storefront origins allowed by CORS.
+  # gets the storefront origins allowed by CORS, and pushes its metrics over OTLP to the Telemetry
+  # API (SHOPML_METRICS_EXPORT; the region names the series' location).
   function_serving_env = {
     for name in keys(local.functions) : name => merge(
       contains(concat(local.pointer_readers, local.pointer_writers), name) ? { SHOPML_FIRESTORE_DATABASE = module.serving.firestore_database } : {},
       name == "predict" ? { FUNCTION_USE_ASGI = "true", SHOPML_PREDICT_CORS_ORIGINS = join(",", var.predict_cors_origins) } : {},
+      contains(local.metric_writers, name) ? { SHOPML_METRICS_EXPORT = "otlp", SHOPML_METRICS_LOCATION = var.region } : {},
     )
   }
   # Every per-function variable, feature server and serving alike.
@@ -430,6 +434,7 @@ module "serving" {
   pointer_writers     = { for name in local.pointer_writers : name => module.iam.function_members[name] }
   registry_readers    = { for name in local.registry_readers : name => module.iam.function_members[name] }
   alias_movers        = { for name in local.alias_movers : name => module.iam.function_members[name] }
+  metric_writers      = { for name in local.metric_writers : name => module.iam.function_members[name] }
 
   depends_on = [google_project_service.this]
 }

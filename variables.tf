@@ -107,6 +107,7 @@ variable "activate_apis" {
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
+    "telemetry.googleapis.com",
     "vpcaccess.googleapis.com",
   ]
 

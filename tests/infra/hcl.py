@@ -32,6 +32,7 @@ ALLOWED_PROJECT_GRANTS = {
     ("serving", "pointer_reader"): "roles/datastore.viewer",  # Firestore: IAM on the project only
     ("serving", "pointer_writer"): "roles/datastore.user",  # Firestore: IAM on the project only
     ("serving", "alias_mover"): "roles/aiplatform.user",  # Vertex model aliases: no resource IAM
+    ("serving", "metric_writer"): "roles/monitoring.metricWriter",  # time series: written to a project
 }
 ALLOWED_PROJECT_ROLES = set(ALLOWED_PROJECT_GRANTS.values())
 LABELLED_TYPES = {

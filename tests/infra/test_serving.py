@@ -97,6 +97,7 @@ def serving_view(deployed: list[str]) -> dict[str, Any]:
         "pointer_writers",
         "registry_readers",
         "alias_movers",
+        "metric_writers",
         "webhook_secret_id",
         "webhook_secret_readers",
         "pii_key_secret_id",
@@ -111,8 +112,10 @@ def serving_view(deployed: list[str]) -> dict[str, Any]:
         f"  {name} = {root[name] if isinstance(root[name], Expr) else json.dumps(root[name])}"
         for name in names
     )
-    body = body.replace("module.serving.firestore_database", '"(default)"').replace(
-        "var.predict_cors_origins", '["https://shop.example.com"]'
+    body = (
+        body.replace("module.serving.firestore_database", '"(default)"')
+        .replace("var.predict_cors_origins", '["https://shop.example.com"]')
+        .replace("var.region", '"europe-west1"')
     )
     config = f"""
 variable "deployed" {{
@@ -128,6 +131,7 @@ locals {{
       pointer_writer = contains(local.pointer_writers, name)
       registry       = contains(local.registry_readers, name)
       alias_mover    = contains(local.alias_movers, name)
+      metric_writer  = contains(local.metric_writers, name)
       secrets        = local.function_secret_env[name]
       env            = local.function_serving_env[name]
     }}
@@ -177,18 +181,29 @@ def test_each_serving_function_gets_exactly_what_it_touches(deployed: list[str])
     }
     assert predict["env"]["FUNCTION_USE_ASGI"] == "true"
     assert predict["env"]["SHOPML_PREDICT_CORS_ORIGINS"] == "https://shop.example.com"
+    # predict pushes its metrics to the Telemetry API, labelled with its region; nobody else does.
+    assert predict["metric_writer"] is True
+    assert predict["env"]["SHOPML_METRICS_EXPORT"] == "otlp"
+    assert predict["env"]["SHOPML_METRICS_LOCATION"] == "europe-west1"
     # Nobody else reads the predict keys.
     for name, fn in view.items():
         if name != "predict":
             assert "SHOPML_PREDICT_KEYS" not in fn["secrets"], name
             assert "FUNCTION_USE_ASGI" not in fn["env"], name
+            assert fn["metric_writer"] is False and "SHOPML_METRICS_EXPORT" not in fn["env"], name
     if "ingest_webhook" in view:
         assert view["ingest_webhook"]["secrets"] == {"SHOPIFY_WEBHOOK_SECRETS": "shopify-webhook-secrets"}
 
 
 def test_the_settings_the_functions_get_are_the_ones_the_code_reads() -> None:
     settings = (REPO / "shared" / "settings.py").read_text()
-    for variable in ("SHOPML_FIRESTORE_DATABASE", "SHOPML_PREDICT_KEYS", "SHOPML_PREDICT_CORS_ORIGINS"):
+    for variable in (
+        "SHOPML_FIRESTORE_DATABASE",
+        "SHOPML_PREDICT_KEYS",
+        "SHOPML_PREDICT_CORS_ORIGINS",
+        "SHOPML_METRICS_EXPORT",
+        "SHOPML_METRICS_LOCATION",
+    ):
         assert f'"{variable}"' in settings, variable
     # predict's entry point is an ASGI one, which FUNCTION_USE_ASGI selects in functions-framework.
     assert "functions_framework.aio" in (REPO / "functions" / "predict" / "main.py").read_text()
@@ -227,6 +242,7 @@ def test_firestore_grants_are_project_level_because_nothing_finer_exists() -> No
         "pointer_reader": "roles/datastore.viewer",
         "pointer_writer": "roles/datastore.user",
         "alias_mover": "roles/aiplatform.user",
+        "metric_writer": "roles/monitoring.metricWriter",
     }
     for name in ("pointer_reader", "pointer_writer"):
         comment = preceding_comment(SERVING / "main.tf", f'resource "google_project_iam_member" "{name}"')
@@ -234,7 +250,13 @@ def test_firestore_grants_are_project_level_because_nothing_finer_exists() -> No
     # Granted from the deployed serving functions only; nobody else touches Firestore or Vertex
     # aliases (the trainer's and trigger_training's aiplatform.user are in module.vertex).
     call = named_blocks(REPO, "module")["serving"]
-    for variable in ("pointer_readers", "pointer_writers", "registry_readers", "alias_movers"):
+    for variable in (
+        "pointer_readers",
+        "pointer_writers",
+        "registry_readers",
+        "alias_movers",
+        "metric_writers",
+    ):
         assert compact(call[variable]) == (
             f"{{fornameinlocal.{variable}:name=>module.iam.function_members[name]}}"
         ), variable

@@ -6,6 +6,9 @@
 #   deploy_model   reads the model files and cards, changes the pointer in a transaction (CAS on
 #   rollback       its generation field) and moves the registry aliases live / previous.
 #
+# predict also pushes its metrics to Cloud Monitoring (OTLP to the Telemetry API,
+# shared/serving/telemetry.py): roles/monitoring.metricWriter.
+#
 # Their topics (predict publishes to `predictions`) and tables (model_deployments, predictions)
 # are granted where those resources live: module.functions (publishes) and module.bigquery
 # (topology.json "warehouse"). The predict keys secret is in module.secrets.
@@ -88,5 +91,19 @@ resource "google_project_iam_member" "alias_mover" {
 
   project = var.project_id
   role    = "roles/aiplatform.user"
+  member  = each.value
+}
+
+# --- predict's metrics ----------------------------------------------------------------------------
+
+# Project-level, unavoidable: time series are written into a project (its metrics scope), there is
+# no resource below it to grant on. predict pushes its own series (requests by status, latency,
+# fallbacks, live model version) every 60 s to the Telemetry API (SHOPML_METRICS_EXPORT=otlp);
+# roles/monitoring.metricWriter writes metrics and reads nothing.
+resource "google_project_iam_member" "metric_writer" {
+  for_each = var.metric_writers
+
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
   member  = each.value
 }

@@ -94,3 +94,14 @@ variable "alias_movers" {
     error_message = "alias_movers takes service accounts only (serviceAccount:...)."
   }
 }
+
+variable "metric_writers" {
+  type        = map(string)
+  description = "IAM members that push metrics to Cloud Monitoring (predict, OTLP to the Telemetry API): roles/monitoring.metricWriter on the project, keyed by function name."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for member in values(var.metric_writers) : startswith(member, "serviceAccount:")])
+    error_message = "metric_writers takes service accounts only (serviceAccount:...)."
+  }
+}
