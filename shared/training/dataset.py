@@ -234,3 +234,36 @@ def reference_distributions(features: np.ndarray, names: Sequence[str], bins: in
             )
         reference[name] = entry
     return reference
+
+
+def reference_sample(inputs: np.ndarray, names: Sequence[str], rows: int, seed: int) -> dict[str, object]:
+    """A seeded sample of the training inputs for drift checks (KS needs the values, not a
+    summary): ``rows`` rows drawn without replacement (all when there are fewer), in training
+    order, as the model sees them (float32 values, missing as ``MISSING``), stored compactly
+    in the card (``shared.monitoring.drift.encode_sample``: float32, zlib, base64; ~1 MB for
+    20,000 rows x 23 features)."""
+    from shared.monitoring.drift import encode_sample
+
+    count = min(rows, inputs.shape[0])
+    chosen = np.sort(np.random.default_rng(seed).choice(inputs.shape[0], size=count, replace=False))
+    return {
+        **encode_sample(inputs[chosen], names),
+        "seed": seed,
+        "drawn_from": f"{inputs.shape[0]} training rows (model inputs, missing as {MISSING:g})",
+    }
+
+
+def psi_bins(inputs: np.ndarray, names: Sequence[str], bins: int = 10) -> dict[str, object]:
+    """Per feature: PSI inner edges (the distinct training quantiles at 1/bins .. (bins-1)/bins;
+    the outer bins are open, (-inf, e1) and [e_last, +inf)) and the training share per bin."""
+    from shared.monitoring.drift import bin_counts, psi_edges, shares
+
+    found: dict[str, object] = {}
+    for index, name in enumerate(names):
+        column = np.sort(inputs[:, index][np.isfinite(inputs[:, index])])
+        edges = psi_edges(column, bins)
+        found[name] = {
+            "edges": [float(edge) for edge in edges],
+            "reference_shares": [float(share) for share in shares(bin_counts(column, edges))],
+        }
+    return {"bins": bins, "open_outer_bins": True, "features": found}

@@ -29,6 +29,12 @@ from shared.training.gate import BASELINES, GateRules, judge
 EPOCH = date(1970, 1, 1)
 
 
+def _drift_setting(name: str) -> int:
+    from shared.settings import get_settings
+
+    return int(getattr(get_settings(), name))
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     objective: str = "tweedie"  # or "poisson": count demand; "quantile" (see quantile_alpha)
@@ -52,6 +58,9 @@ class TrainerConfig:
     sharpen: bool = False
     sharpen_grid: tuple[float, ...] = postprocess.K_GRID
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Drift references in the card (shared/monitoring/drift.py): sample size and PSI bins.
+    reference_sample_rows: int = field(default_factory=lambda: _drift_setting("drift_reference_rows"))
+    psi_bins: int = field(default_factory=lambda: _drift_setting("drift_psi_bins"))
 
     def __post_init__(self) -> None:
         if self.objective not in ("tweedie", "poisson", "quantile"):
@@ -317,6 +326,13 @@ def train(
     cv = cv_summary([fold["metrics"] for fold in folds] + [holdout_headline])
 
     reference = dataset.reference_distributions(train_rows.features, MODEL_FEATURES)
+    inputs = train_rows.inputs
+    reference_sample = dataset.reference_sample(
+        inputs, MODEL_FEATURES, config.reference_sample_rows, config.seed
+    )
+    psi_bins = dataset.psi_bins(inputs, MODEL_FEATURES, config.psi_bins)
+    del inputs
+    importance = _feature_importance(booster)
     timings["total_s"] = time.perf_counter() - started
     card: dict[str, Any] = {
         "task": "daily units per product variant, horizons 1-28 days",
@@ -371,6 +387,9 @@ def train(
             "ok": parity.ok,
         },
         "reference_distributions": reference,
+        "reference_sample": reference_sample,
+        "psi_bins": psi_bins,
+        "feature_importance": importance,
         "onnx_sha256": hashlib.sha256(onnx_model).hexdigest(),
         "git_commit": git_commit(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -406,6 +425,19 @@ def _postprocessing_card(
             for window, values in (("cv_summary", cv), ("holdout", holdout))
         }
     return card
+
+
+def _feature_importance(booster: Any) -> dict[str, Any]:
+    """Total gain of each feature's splits in the final model, and its share of the total."""
+    gains = [float(value) for value in booster.feature_importance(importance_type="gain")]
+    total = sum(gains)
+    return {
+        "type": "gain",
+        "gain": dict(zip(MODEL_FEATURES, gains, strict=True)),
+        "share": {
+            name: (gain / total if total else 0.0) for name, gain in zip(MODEL_FEATURES, gains, strict=True)
+        },
+    }
 
 
 def _float(value: float | None) -> float:

@@ -252,3 +252,48 @@ def test_card_sample_round_trips_float32_values() -> None:
     decoded = drift.decode_sample(drift.encode_sample(matrix, ["a", "b", "c"]))
     assert list(decoded) == ["a", "b", "c"]
     assert np.array_equal(decoded["b"], matrix[:, 1])
+
+
+# --- the model card's drift references ------------------------------------------------------------
+
+
+def test_reference_sample_is_seeded_rows_of_the_inputs() -> None:
+    from shared.training import dataset
+
+    inputs = np.arange(5000 * 3, dtype=np.float64).reshape(5000, 3)
+    sample = dataset.reference_sample(inputs, ["a", "b", "c"], rows=200, seed=7)
+    decoded = drift.decode_sample(sample)
+    rows = np.column_stack([decoded["a"], decoded["b"], decoded["c"]])
+    assert rows.shape == (200, 3) and np.unique(rows[:, 0]).size == 200
+    assert np.all(rows[:, 1] == rows[:, 0] + 1) and np.all(rows[:, 0] % 3 == 0)  # whole rows
+    assert drift.decode_sample(dataset.reference_sample(inputs, ["a", "b", "c"], 200, 7))["a"].tolist() == (
+        decoded["a"].tolist()
+    )
+    assert drift.decode_sample(dataset.reference_sample(inputs, ["a", "b", "c"], 200, 8))["a"].tolist() != (
+        decoded["a"].tolist()
+    )
+    assert dataset.reference_sample(inputs, ["a", "b", "c"], rows=10_000, seed=7)["rows"] == 5000
+
+
+def test_trained_card_carries_sample_psi_bins_and_gain_importance() -> None:
+    import json
+
+    from shared.training.dataset import MODEL_FEATURES
+    from shared.training.trainer import TrainerConfig, train
+    from tests.unit.test_training import panel_frame
+
+    config = TrainerConfig(cv_folds=1, max_rounds=20, threads=2, reference_sample_rows=500, psi_bins=5)
+    card = train(panel_frame(n_variants=4, days=200), config).card
+    sample = drift.decode_sample(card["reference_sample"])
+    assert list(sample) == list(MODEL_FEATURES) and all(v.size == 500 for v in sample.values())
+    assert set(sample["horizon"]) <= set(range(1, 29))
+    bins = card["psi_bins"]
+    assert bins["bins"] == 5 and set(bins["features"]) == set(MODEL_FEATURES)
+    for entry in bins["features"].values():
+        assert len(entry["reference_shares"]) == len(entry["edges"]) + 1
+        assert sum(entry["reference_shares"]) == pytest.approx(1.0)
+    importance = card["feature_importance"]
+    assert importance["type"] == "gain" and set(importance["gain"]) == set(MODEL_FEATURES)
+    assert sum(importance["share"].values()) == pytest.approx(1.0)
+    assert any(gain > 0 for gain in importance["gain"].values())
+    json.dumps(card["reference_sample"])  # JSON as it is stored
