@@ -73,7 +73,9 @@ def attributes(labels: Mapping[str, str]) -> Attributes:
 
 
 def resource_attributes(settings: Settings, instance_id: str) -> dict[str, str]:
-    """The exporting instance: service, instance, project and region (when known)."""
+    """The exporting instance: service, namespace, instance, project, region and platform (when
+    known). The Telemetry API maps them onto ``prometheus_target``: location from
+    ``cloud.region``, namespace from ``service.namespace``, job from ``service.name``."""
     found = {
         "service.name": "predict",
         "service.namespace": "shopml",
@@ -81,6 +83,8 @@ def resource_attributes(settings: Settings, instance_id: str) -> dict[str, str]:
         "cloud.provider": "gcp",
         "gcp.project_id": settings.project,
         "cloud.region": settings.metrics_location,
+        # Google's prometheus_target mapping: cluster "__run__" (Cloud Functions gen2 run on Cloud Run)
+        "cloud.platform": "gcp_cloud_run" if uses_google_auth(settings.otlp_endpoint) else "",
     }
     return {key: value for key, value in found.items() if value}
 
