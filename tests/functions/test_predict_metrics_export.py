@@ -307,3 +307,13 @@ def test_stopping_the_server_pushes_what_was_counted_since_the_last_export(
     assert points_by(metrics["predict_requests_total"], "sum", "status") == {"200": 1.0}
     assert points_by(metrics["predict_live_model_info"], "gauge", "version") == {"none": 1.0}
     assert sum(points_by(metrics["predict_fallback_items_total"], "sum", "reason").values()) == 1.0
+
+
+def test_the_push_is_off_unless_asked_and_only_otlp_is_understood() -> None:
+    from shared.errors import ConfigurationError
+    from shared.settings import Settings
+
+    assert Settings.from_env({}).metrics_export == ""
+    assert Settings.from_env({"SHOPML_METRICS_EXPORT": "OTLP"}).metrics_export == "otlp"
+    with pytest.raises(ConfigurationError, match="SHOPML_METRICS_EXPORT"):
+        Settings.from_env({"SHOPML_METRICS_EXPORT": "prometheus"})
