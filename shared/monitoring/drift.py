@@ -191,8 +191,14 @@ def ks_statistic(reference: NumericReference, current_sorted: np.ndarray) -> flo
     reference value give differences in [0, 1 - F_cur(max ref)], covered at that value.
     """
     n_ref, n_cur = reference.size, current_sorted.size
-    right = np.searchsorted(current_sorted, reference.distinct, side="right")
     left = np.searchsorted(current_sorted, reference.distinct, side="left")
+    # Counts at or below each distinct value: more than ``left`` only where the current sample
+    # holds that value; search again for those alone (none for continuous data).
+    right = left.copy()
+    if current_sorted.size:
+        tied = current_sorted[np.minimum(left, current_sorted.size - 1)] == reference.distinct
+        if tied.any():
+            right[tied] = np.searchsorted(current_sorted, reference.distinct[tied], side="right")
     below_previous = np.concatenate(([0], reference.at_or_below[:-1]))
     at_values = reference.at_or_below / n_ref - right / n_cur
     before_values = below_previous / n_ref - left / n_cur
