@@ -49,7 +49,9 @@ def test_variants_are_keyed_by_sku(imported: tuple[ImportReport, MemoryWarehouse
     lines = warehouse.tables["order_line_items"]
     mugs = [r for r in lines if r["sku"] == "MUG-FERN-L"]
     assert len(mugs) == 2 and {r["variant_id"] for r in mugs} == {variant_id_for("MUG-FERN-L", "")}
-    assert {r["title"] for r in mugs} == {"Fern Print Mug"} and {r["variant_title"] for r in mugs} == {"Large"}
+    assert {r["title"] for r in mugs} == {"Fern Print Mug"} and {r["variant_title"] for r in mugs} == {
+        "Large"
+    }
     small = {r["variant_id"] for r in lines if r["sku"] == "MUG-FERN-S"}
     assert len(small) == 1 and small != {mugs[0]["variant_id"]}
     assert len({r["product_id"] for r in lines if (r["sku"] or "").startswith("MUG-FERN")}) == 1
@@ -64,7 +66,11 @@ def test_order_fields_cancellation_and_refunds(imported: tuple[ImportReport, Mem
     orders = {o["name"]: o for o in warehouse.tables["orders"]}
     first = orders["#1001"]
     assert first["id"] == 5400000000001 and str(first["created_at"]) == "2025-03-01 15:15:00+00:00"
-    assert str(first["total_price"]) == "49.09" and first["currency"] == "USD" and first["taxes_included"] is False
+    assert (
+        str(first["total_price"]) == "49.09"
+        and first["currency"] == "USD"
+        and first["taxes_included"] is False
+    )
     assert first["shipping_country_code"] == "US" and first["shipping_province_code"] == "IL"
     assert str(first["total_shipping_price"]) == "5.00"
     assert str(orders["#1005"]["cancelled_at"]) == "2025-03-03 15:00:00+00:00"
@@ -89,11 +95,15 @@ def test_personal_data_follows_the_webhook_rules(tmp_path: Path) -> None:
     assert order["email"] is None and order["phone"] is None and order["shipping_address_json"] is None
     assert order["email_hash"] and len(order["email_hash"]) == 64
     clear = MemoryWarehouse()
-    import_orders(FIXTURE, warehouse=clear, settings=Settings(warehouse_url="x", store_pii=True, pii_hash_key="k"))
+    import_orders(
+        FIXTURE, warehouse=clear, settings=Settings(warehouse_url="x", store_pii=True, pii_hash_key="k")
+    )
     order = next(o for o in clear.tables["orders"] if o["name"] == "#1001")
     assert order["email"] == "sample.person@example.com"
     assert json.loads(order["shipping_address_json"])["city"] == "Springfield"
-    assert order["email_hash"] == next(o for o in hashed.tables["orders"] if o["name"] == "#1001")["email_hash"]
+    assert (
+        order["email_hash"] == next(o for o in hashed.tables["orders"] if o["name"] == "#1001")["email_hash"]
+    )
 
 
 def test_importing_the_export_twice_adds_nothing(imported: tuple[ImportReport, MemoryWarehouse]) -> None:
