@@ -24,6 +24,7 @@ for the snapshot listener.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import random
 import threading
@@ -31,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import prometheus_client
 
@@ -55,7 +56,9 @@ from shared.settings import Settings
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 JSON = "application/json"
-FeatureReader = Callable[[list[int], tuple[str, ...]], Mapping[int, Mapping[str, FeatureValue]]]
+Features = Mapping[int, Mapping[str, FeatureValue]]
+# ``AsyncOnlineFeatures.read`` (awaited on the loop) or a blocking reader (run in a thread).
+FeatureReader = Callable[[list[int], tuple[str, ...]], Features | Awaitable[Features]]
 
 
 class Metrics:
@@ -163,9 +166,10 @@ def default_runtime() -> Runtime:
     files = object_store_files(create_object_store(model_files_url(settings), project=settings.project))
     read_features: FeatureReader | None = None
     if settings.feature_server_url:
-        from shared.features.online import online_features
+        from shared.features.online import async_online_features
 
-        client = online_features(settings.feature_server_url, settings.feature_timeout_ms)
+        # On the event loop: no worker-thread hand-off on the latency path.
+        client = async_online_features(settings.feature_server_url, settings.feature_timeout_ms)
         read_features = client.read
     # The listener is faster where CPU stays allocated; the age re-read is the guarantee.
     return build_runtime(
@@ -266,16 +270,21 @@ def caller(rt: Runtime, incoming: Incoming) -> auth.Caller:
     )
 
 
-async def features(
-    rt: Runtime, variant_ids: list[int]
-) -> tuple[Mapping[int, Mapping[str, FeatureValue]], bool]:
+async def read_features(reader: FeatureReader, variant_ids: list[int]) -> Features:
+    """One read: an async reader awaited on the loop, a blocking one in a worker thread."""
+    if inspect.iscoroutinefunction(reader):
+        return await cast(Awaitable[Features], reader(variant_ids, ONLINE_FEATURES))
+    return await asyncio.to_thread(cast(Callable[..., Features], reader), variant_ids, ONLINE_FEATURES)
+
+
+async def features(rt: Runtime, variant_ids: list[int]) -> tuple[Features, bool]:
     """Online features for the items, or what this instance last saw (second value True)."""
     if rt.read_features is not None:
         budget = rt.settings.feature_timeout_ms / 1000.0
         try:
-            found = await asyncio.wait_for(
-                asyncio.to_thread(rt.read_features, variant_ids, ONLINE_FEATURES), timeout=budget * 2 + 0.05
-            )
+            # The reader keeps its own timeout; this bound only guards against one that does not.
+            async with asyncio.timeout(budget * 2 + 0.05):
+                found = await read_features(rt.read_features, variant_ids)
         except (TransientError, TimeoutError) as exc:
             rt.logger.warning(
                 "feature server unavailable; answering from this instance's cache", error=str(exc)
