@@ -354,6 +354,8 @@ def train(
             "missing_value": dataset.MISSING,
         },
         "product_types": list(panel.vocabulary),
+        # The shops whose variants it learned from: predict serves these and falls back elsewhere.
+        "shops": sorted({str(shop).lower() for shop in frame.loc[sold, "shop_domain"].dropna().unique()}),
         "objective": config.objective,
         "parameters": {**asdict(config), "num_boost_round": rounds},
         "cross_validation": folds,

@@ -295,6 +295,7 @@ def test_model_beats_the_baselines_and_the_card_says_so(trained: tuple[pd.DataFr
     _, result = trained
     card = result.card  # type: ignore[attr-defined]
     assert card["features"] == list(MODEL_FEATURES)
+    assert card["shops"] == ["demo.myshopify.com"]  # predict serves these shops, falls back for others
     assert card["wape_model"] < card["wape_seasonal_naive"]
     assert set(card["metrics"]) == {"model", "zero", "seasonal_naive", "moving_average_28"}
     for name in card["metrics"]:
