@@ -38,12 +38,4 @@ def deploy_model(event: CloudEvent) -> None:
     except PermanentError:
         logger.exception("deploy request refused (acknowledged, not retried)", event_id=str(event["id"]))
         return
-    logger.info(
-        outcome.message,
-        labels={"model": outcome.model},
-        action=outcome.action,
-        version=outcome.version,
-        from_version=outcome.from_version,
-        generation=outcome.pointer.generation,
-        gates={g.name: g.passed for g in outcome.gates},
-    )
+    logger.info(outcome.message, **outcome.log_fields())

@@ -33,11 +33,7 @@ def rollback(event: CloudEvent) -> None:
         return
     logger.info(
         outcome.message,
-        labels={"model": outcome.model},
-        action=outcome.action,
-        version=outcome.version,
-        from_version=outcome.from_version,
-        generation=outcome.pointer.generation,
+        **outcome.log_fields(),
         requested_by=request.requested_by,
         idempotency_key=request.idempotency_key,
     )

@@ -120,6 +120,17 @@ class Outcome:
     def changed(self) -> bool:
         return self.action in ("deploy", "rollback")
 
+    def log_fields(self) -> dict[str, Any]:
+        """The structured-log fields of this outcome (the functions log one line each)."""
+        return {
+            "labels": {"model": self.model},
+            "action": self.action,
+            "version": self.version,
+            "from_version": self.from_version,
+            "generation": self.pointer.generation,
+            "gates": {g.name: g.passed for g in self.gates},
+        }
+
 
 # -- request parsing (pure) ---------------------------------------------------------------------
 
