@@ -159,7 +159,7 @@ def demo_demand() -> Any:
 
 def store_size(quick: bool) -> tuple[int, int]:
     """(days, variants) of the simulated store's webhook window (see ``webhook_start``)."""
-    return (14, 20) if quick else (56, 60)
+    return (7, 20) if quick else (56, 60)
 
 
 def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def stage_ingest(info: StackInfo, quick: bool) -> dict[str, Any]:
     store = list(simulator.events())
     retail = list(retail_events())
     if quick:
-        retail = retail[:400]
+        retail = retail[:100]
     privacy = privacy_events("demo-store.myshopify.com")
     malformed = malformed_events(store[0].shop_domain)
     say(
