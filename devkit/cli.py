@@ -97,27 +97,16 @@ def cmd_import_orders(args: argparse.Namespace) -> int:
 # --- train --------------------------------------------------------------------------------------
 
 
-class _Unannounced:
-    """Where nothing can hear ``model-events`` (no local stack, no cloud project): the model is
-    registered all the same, and the CLI says that no message was sent."""
-
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-
-    def publish(self, topic: str, data: bytes, attributes: object) -> str:
-        self.skipped.append(topic)
-        return "not-published"
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from devkit.deploy_cli import resolve_settings
+    from devkit.unannounced import UnannouncedPublisher
     from shared import bootstrap
     from shared.training.__main__ import main as train_main
 
     settings, where = resolve_settings(None)
-    unannounced = _Unannounced()
+    unannounced = UnannouncedPublisher()
     if not settings.pubsub_emulator_host and not os.environ.get("GOOGLE_CLOUD_PROJECT"):
         bootstrap.override(settings=settings, publisher=unannounced)
         where = f"the local files under {settings.home} (no stack running)"

@@ -285,6 +285,7 @@ def stage_gate_rejection(info: StackInfo) -> dict[str, Any]:
     """Import the real 85-day sample into its own warehouse and train on it: refused by the gate."""
     from devkit import RETAIL_SAMPLE_CSV
     from devkit.importer import import_orders
+    from devkit.unannounced import UnannouncedPublisher
     from shared.bootstrap import build_registry, close_warehouse, create_warehouse
     from shared.settings import Settings
     from shared.training.run import run as train_run
@@ -314,7 +315,7 @@ def stage_gate_rejection(info: StackInfo) -> dict[str, Any]:
             model=settings.model_name,
             warehouse=warehouse,
             registry=registry,
-            publisher=_NoPublisher(),
+            publisher=UnannouncedPublisher(),  # the sample's model is for show only
             config=TrainerConfig(cv_folds=1, holdout_days=14),  # 85 days: one fold of 14, a 14-day holdout
         )
     finally:
@@ -335,10 +336,3 @@ def stage_gate_rejection(info: StackInfo) -> dict[str, Any]:
             "import": {"orders": report.orders, "lines": report.lines},
         }
     }
-
-
-class _NoPublisher:
-    """The sample's model is for show: its registration is not announced on ``model-events``."""
-
-    def publish(self, topic: str, data: bytes, attributes: Any) -> str:
-        return "not-published"
