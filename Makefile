@@ -86,7 +86,7 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared bench
+	$(VENV)/bin/mypy shared devkit bench
 	@for f in functions/*/main.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 fmt: install
