@@ -6,12 +6,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import prometheus_client  # noqa: F401  (first: see below)
 import pytest
 
 from shared import bootstrap
 from shared.webhooks import sign_webhook
 from tests.fakes import RecordingPublisher
 
+# Importing feast sets PROMETHEUS_MULTIPROC_DIR (feast/metrics.py). prometheus_client picks its
+# value store when it is first imported: after feast, every metric of the process is file-backed
+# and shared by name, so a fresh registry would start with another test's counts. Imported here
+# first, it keeps the in-memory store that predict (which never imports feast) runs with.
 SECRET = "test-secret-1"
 OTHER_SECRET = "test-secret-2"
 
