@@ -1,15 +1,15 @@
 """The repository stands alone: no file in it reads, imports or links anything outside it.
 
-The project grew beside a folder ``../shared`` (design notes, data). Everything it needs from
+The project grew beside a sibling folder named ``shared`` (design notes, data). Everything it needs from
 there is carried in (``docs/DESIGN.md``, ``devkit/data/``), so a clone in any directory runs
 ``make test`` and ``make demo``. This scanner walks every file git knows (tracked, plus untracked
 files that are not ignored) and reports each place that reaches outside the checkout:
 
 * a relative path with ``..`` that leaves the repository, resolved from the file's folder
   (Markdown links, Terraform paths, prose);
-* ``../shared`` anywhere (code resolves relative paths from the working directory, the repo
-  root, so ``../shared`` there is the folder beside the checkout), except a Markdown link that
-  really lands in the repo's own ``shared/`` package;
+* the sibling folder by a relative path, anywhere (code resolves relative paths from the
+  working directory, the repo root, so that path names the folder beside the checkout),
+  except a Markdown link that really lands in the repo's own ``shared/`` package;
 * an absolute path into the workspace the project was developed in (``/work/...``), or into
   the folder beside this checkout (``<parent>/shared``);
 * in Python, a path expression (``Path(__file__).resolve().parent...``, ``.parents[n]``,
@@ -19,7 +19,8 @@ files that are not ignored) and reports each place that reaches outside the chec
 * a mention of a document that exists only beside the repository (``FIELD-NOTES``,
   ``STYLE.md``, ``DESIGN.md`` while no such file is in the repository).
 
-This file itself is left out of the scan: it has to spell the patterns it looks for.
+This file itself is left out of the scan, and builds the paths it plants from ``SIBLING``
+rather than spelling them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 THIS_FILE = Path(__file__).resolve().relative_to(REPO).as_posix()
+# The folder beside the checkout, as a relative path: built, so this file does not spell it.
+SIBLING = "/".join(("..", "shared"))
 
 # Documents that live in the folder beside the repository, never in it (unless carried in).
 OUTSIDE_DOCUMENTS = ("FIELD-NOTES", "STYLE.md", "DESIGN.md")
@@ -350,7 +353,7 @@ def test_no_file_reaches_outside_the_repository() -> None:
 
 
 def test_no_code_or_test_reads_the_data_beside_the_repository() -> None:
-    """Code, tests, scripts and build files: none reads ``../shared/data`` or any path outside."""
+    """Code, tests, scripts and build files: none reads the sibling folder's data or any path outside."""
     code = [name for name in repository_files(REPO) if _is_code(name)]
     assert {"tests", "shared", "devkit", "functions"} <= {name.split("/")[0] for name in code}
     findings = scan_repository(REPO, files=code, exclude=[THIS_FILE])
@@ -374,9 +377,11 @@ def test_the_design_document_is_inside_the_repository() -> None:
 # --- the scanner itself, on planted violations -------------------------------------------------
 
 PLANTED: dict[str, str] = {
-    "README.md": "The contract is `../shared/DESIGN.md`.\n",
-    "docs/guide.md": "See [the data](../../shared/data/README.md).\n",
-    "devkit/loader.py": 'import pandas\nframe = pandas.read_csv("../shared/data/online_retail_sample.csv")\n',
+    "README.md": f"The contract is `{SIBLING}/DESIGN.md`.\n",
+    "docs/guide.md": f"See [the data](../{SIBLING}/data/README.md).\n",
+    "devkit/loader.py": (
+        f'import pandas\nframe = pandas.read_csv("{SIBLING}/data/online_retail_sample.csv")\n'
+    ),
     "tests/test_data.py": (
         "from pathlib import Path\n"
         "REPO_ROOT = Path(__file__).resolve().parent.parent\n"
@@ -400,7 +405,7 @@ CLEAN: dict[str, str] = {
     "tests/conftest.py": "from pathlib import Path\n"
     + 'SHARED = Path(__file__).resolve().parents[1] / "shared"\n',
     "shared/schemas/README.md": "| `../sql/views/<view>.sql` | views |\n",
-    "devkit/README.md": "The package is [`shared/`](../shared/topology.json). Etc...\n",
+    "devkit/README.md": f"The package is [`shared/`]({SIBLING}/topology.json). Etc...\n",
     "tests/test_registry.py": 'BAD = ("../etc", "a/../b")\n',
     "docs/DESIGN.md": "# design\n",
     "data.csv": "X;Y\n1;2\n",
