@@ -25,12 +25,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from devkit.demo import say
 from devkit.local.stack import StackInfo
-
-
-def say(message: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
 
 _POINTER_STORES: dict[str, Any] = {}
 
