@@ -75,7 +75,8 @@ locals {
   # queries may read stays the dataset grant above. validate_load: its feature push reads the
   # stored state of the changed variants (shared/features/push.py, warehouse.query).
   # tests/infra/test_bigquery.py finds the functions whose code queries and holds this list to it.
-  bigquery_job_users = [for name in ["validate_load"] : name if contains(keys(local.functions), name)]
+  # drift_monitor reads the predictions window, realised sales and earlier drift_reports.
+  bigquery_job_users = [for name in ["validate_load", "drift_monitor"] : name if contains(keys(local.functions), name)]
 
   # The Shopify webhook secrets: readable by ingest_webhook (webhook HMAC) and predict (the app
   # proxy's signature uses the same app secrets), nobody else.
@@ -87,6 +88,14 @@ locals {
   # path (infra/README.md, "Serving").
   predict_keys_secret_id = "shopml-predict-keys"
   predict_keys_readers   = ["predict"]
+
+  # The Slack incoming-webhook URL drift_monitor posts its alerts to (it carries Slack's token):
+  # drift_monitor only. Without a version the function sends no Slack alert (metrics, drift
+  # reports and Cloud Monitoring's own channels still have them).
+  slack_secret_id      = "shopml-slack-webhook-url"
+  slack_secret_readers = ["drift_monitor"]
+  # The function gets the secret only once it has a version (else Cloud Run cannot start it).
+  slack_alerts = var.slack_alerts || var.slack_webhook_url_version > 0
 
   # The HMAC key of the personal-data hashes (customers' email/phone): the functions that
   # write or look up those hashes read it, nobody else. Without it the hash columns stay NULL.
@@ -135,18 +144,22 @@ locals {
       contains(local.webhook_secret_readers, name) ? { SHOPIFY_WEBHOOK_SECRETS = local.webhook_secret_id } : {},
       contains(local.pii_key_readers, name) ? { SHOPML_PII_HASH_KEY = local.pii_key_secret_id } : {},
       contains(local.predict_keys_readers, name) ? { SHOPML_PREDICT_KEYS = local.predict_keys_secret_id } : {},
+      contains(local.slack_secret_readers, name) && local.slack_alerts ? { SHOPML_SLACK_WEBHOOK_URL = local.slack_secret_id } : {},
     )
   }
 
   # Serving and blue-green (module.serving): who follows the live pointer (read and listen), who
   # changes it (transactions), who reads the registered model files and who moves the registry's
   # live / previous aliases. Each list is cut to the deployed functions.
-  pointer_readers  = [for name in ["predict"] : name if contains(keys(local.functions), name)]
+  pointer_readers  = [for name in ["predict", "drift_monitor"] : name if contains(keys(local.functions), name)]
   pointer_writers  = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
-  registry_readers = [for name in ["predict", "deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
+  registry_readers = [for name in ["predict", "deploy_model", "rollback", "drift_monitor"] : name if contains(keys(local.functions), name)]
   alias_movers     = [for name in ["deploy_model", "rollback"] : name if contains(keys(local.functions), name)]
-  # predict pushes its metrics to Cloud Monitoring (docs/DESIGN.md, "Serving metrics in the cloud").
-  metric_writers = [for name in ["predict"] : name if contains(keys(local.functions), name)]
+  # predict and drift_monitor push their metrics to Cloud Monitoring (docs/DESIGN.md, "Serving
+  # metrics in the cloud"); the alert policies read drift_monitor's shopml_* gauges there.
+  metric_writers = [for name in ["predict", "drift_monitor"] : name if contains(keys(local.functions), name)]
+  # drift_monitor writes its HTML drift reports to the monitoring module's bucket.
+  report_writers = [for name in ["drift_monitor"] : name if contains(keys(local.functions), name)]
 
   # Per-function settings of serving: the pointer's database for its readers and writers; predict
   # runs on functions-framework's ASGI path (its entry point is @functions_framework.aio.http) and
@@ -157,6 +170,7 @@ locals {
       contains(concat(local.pointer_readers, local.pointer_writers), name) ? { SHOPML_FIRESTORE_DATABASE = module.serving.firestore_database } : {},
       name == "predict" ? { FUNCTION_USE_ASGI = "true", SHOPML_PREDICT_CORS_ORIGINS = join(",", var.predict_cors_origins) } : {},
       contains(local.metric_writers, name) ? { SHOPML_METRICS_EXPORT = "otlp", SHOPML_METRICS_LOCATION = var.region } : {},
+      contains(local.report_writers, name) ? { SHOPML_REPORTS = "gs://${module.monitoring.reports_bucket_name}/drift-reports" } : {},
     )
   }
   # Every per-function variable, feature server and serving alike.
@@ -238,15 +252,24 @@ module "secrets" {
         if contains(keys(local.functions), name)
       }
     }
+    (local.slack_secret_id) = {
+      description = "SHOPML_SLACK_WEBHOOK_URL: the Slack incoming webhook drift_monitor posts its alerts to (the URL carries Slack's token)."
+      accessors = {
+        for name in local.slack_secret_readers : name => module.iam.function_members[name]
+        if contains(keys(local.functions), name)
+      }
+    }
   }
   # Optional write-only versions (sent to Secret Manager, never stored in plan or state).
   secret_values_wo_version = merge(
     var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets_version } : {},
     var.predict_keys_version > 0 ? { (local.predict_keys_secret_id) = var.predict_keys_version } : {},
+    var.slack_webhook_url_version > 0 ? { (local.slack_secret_id) = var.slack_webhook_url_version } : {},
   )
   secret_values_wo = merge(
     var.webhook_secrets_version > 0 ? { (local.webhook_secret_id) = var.webhook_secrets } : {},
     var.predict_keys_version > 0 ? { (local.predict_keys_secret_id) = var.predict_keys } : {},
+    var.slack_webhook_url_version > 0 ? { (local.slack_secret_id) = var.slack_webhook_url } : {},
   )
 
   depends_on = [google_project_service.this]
@@ -371,6 +394,15 @@ module "scheduler" {
       message     = { model = var.model_name }
       paused      = var.training_paused
     }
+    # Hourly drift and accuracy check of the live model (drift_monitor, shared/monitoring/monitor.py).
+    shopml-drift-checks = {
+      description = "shopml: ask drift_monitor to check ${var.model_name}'s serving inputs and accuracy."
+      schedule    = var.drift_check_schedule
+      time_zone   = "Etc/UTC"
+      topic_id    = module.pubsub.topic_ids["drift-checks"]
+      message     = { model = var.model_name }
+      paused      = var.drift_checks_paused
+    }
   }
 
   depends_on = [google_project_service.this]
@@ -460,6 +492,10 @@ module "monitoring" {
     accuracy_floor              = var.alert_accuracy_floor
     drift_check_max_age_seconds = var.alert_drift_check_max_age_seconds
   }
+  region                   = var.region
+  reports_bucket_name      = "${var.project_id}-shopml-reports"
+  report_retention_days    = var.drift_report_retention_days
+  report_writers           = { for name in local.report_writers : name => module.iam.function_members[name] }
   email_addresses          = var.alert_email_addresses
   slack_channel_name       = var.alert_slack_channel
   slack_auth_token         = var.alert_slack_auth_token

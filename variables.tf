@@ -459,3 +459,48 @@ variable "alert_notification_channel_ids" {
   description = "Existing Cloud Monitoring notification channels (projects/<p>/notificationChannels/<id>) notified of every alert policy."
   default     = []
 }
+
+# --- drift monitoring (drift_monitor) ---------------------------------------------------------------
+
+variable "drift_check_schedule" {
+  type        = string
+  description = "Cron schedule (UTC) of the drift and accuracy check of the live model (Cloud Scheduler → drift-checks → drift_monitor)."
+  default     = "17 * * * *"
+}
+
+variable "drift_checks_paused" {
+  type        = bool
+  description = "Pause the hourly drift checks (the job stays; a message on drift-checks still runs one)."
+  default     = false
+}
+
+variable "drift_report_retention_days" {
+  type        = number
+  description = "Days drift_monitor's HTML drift reports are kept in the reports bucket."
+  default     = 400
+}
+
+variable "slack_alerts" {
+  type        = bool
+  description = "Hand drift_monitor the Slack webhook secret (shopml-slack-webhook-url). Set it after adding a version with gcloud (infra/README.md); with slack_webhook_url_version >= 1 it is implied."
+  default     = false
+}
+
+variable "slack_webhook_url_version" {
+  type        = number
+  description = "0 (default): Terraform never writes the Slack webhook URL. N >= 1: write var.slack_webhook_url as a write-only secret version; bump N to write a new value."
+  default     = 0
+
+  validation {
+    condition     = var.slack_webhook_url_version >= 0 && floor(var.slack_webhook_url_version) == var.slack_webhook_url_version
+    error_message = "slack_webhook_url_version must be a whole number >= 0."
+  }
+}
+
+variable "slack_webhook_url" {
+  type        = string
+  description = "The Slack incoming-webhook URL (SHOPML_SLACK_WEBHOOK_URL), used only when slack_webhook_url_version >= 1. Ephemeral: never stored in plan or state. Pass it as TF_VAR_slack_webhook_url."
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}

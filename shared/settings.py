@@ -161,6 +161,15 @@ class Settings:
     drift_min_current_rows: int = 500  # fewer current values: the feature is not judged
     drift_min_reference_rows: int = 1000  # fewer reference values: the feature is not judged
     drift_reference_rows: int = 20_000  # rows of the seeded reference sample in a model card
+    # Step 5: drift_monitor (shared/monitoring/monitor.py; each rule explained in its docstring).
+    drift_window_hours: float = 24.0  # serving inputs compared: the predictions of the last N hours
+    accuracy_window_days: int = 28  # forecasts scored: target days in the last N complete days
+    accuracy_min_rows: int = 200  # fewer scored (variant, day) rows: accuracy is not judged
+    accuracy_slip: float = 0.03  # alert: live WAPE or RMSSE above the card's holdout error x (1 + this)
+    accuracy_floor: float = 0.85  # alert: shop-week accuracy (1 - WAPE) below this
+    drift_severe_importance: float = 0.5  # rollback: drifted features carry this share of the model's gain
+    retrain_units_deviation: float = 0.15  # retrain: 7-day realised units off the forecast by more
+    reports_url: str = ""  # where drift reports go: file:///dir or gs://bucket/prefix
     # Step 4: predict's metrics pushed to Cloud Monitoring (shared/serving/telemetry.py); off locally.
     metrics_export: str = ""  # "" (off: GET /metrics only) or "otlp" (push OTLP/HTTP JSON)
     otlp_endpoint: str = "https://telemetry.googleapis.com/v1/metrics"  # google-auth when *.googleapis.com
@@ -240,6 +249,14 @@ class Settings:
             drift_min_current_rows=_int(env, "SHOPML_DRIFT_MIN_CURRENT_ROWS", 500),
             drift_min_reference_rows=_int(env, "SHOPML_DRIFT_MIN_REFERENCE_ROWS", 1000),
             drift_reference_rows=_int(env, "SHOPML_DRIFT_REFERENCE_ROWS", 20_000),
+            drift_window_hours=_float(env, "SHOPML_DRIFT_WINDOW_HOURS", 24.0),
+            accuracy_window_days=_int(env, "SHOPML_ACCURACY_WINDOW_DAYS", 28),
+            accuracy_min_rows=_int(env, "SHOPML_ACCURACY_MIN_ROWS", 200),
+            accuracy_slip=_float(env, "SHOPML_ACCURACY_SLIP", 0.03, allow_zero=True),
+            accuracy_floor=_float(env, "SHOPML_ACCURACY_FLOOR", 0.85, allow_zero=True),
+            drift_severe_importance=_float(env, "SHOPML_DRIFT_SEVERE_IMPORTANCE", 0.5),
+            retrain_units_deviation=_float(env, "SHOPML_RETRAIN_UNITS_DEVIATION", 0.15),
+            reports_url=env.get("SHOPML_REPORTS") or f"file://{home / 'reports'}",
             metrics_export=(env.get("SHOPML_METRICS_EXPORT") or "").lower(),
             otlp_endpoint=env.get("SHOPML_OTLP_ENDPOINT") or "https://telemetry.googleapis.com/v1/metrics",
             metrics_export_interval_seconds=_float(env, "SHOPML_METRICS_EXPORT_INTERVAL_SECONDS", 60.0),
@@ -256,6 +273,14 @@ class Settings:
         if settings.drift_alpha >= 1 or settings.drift_psi_bins < 2:
             raise ConfigurationError(
                 "SHOPML_DRIFT_ALPHA must be below 1 and SHOPML_DRIFT_PSI_BINS at least 2"
+            )
+        if settings.accuracy_floor >= 1 or settings.drift_severe_importance > 1:
+            raise ConfigurationError(
+                "SHOPML_ACCURACY_FLOOR must be below 1 and SHOPML_DRIFT_SEVERE_IMPORTANCE at most 1 (shares)"
+            )
+        if not settings.reports_url.startswith(("file://", "gs://")):
+            raise ConfigurationError(
+                f"SHOPML_REPORTS={settings.reports_url!r}: use file:///dir or gs://bucket/prefix"
             )
         if settings.publisher not in ("group_commit", "client"):
             raise ConfigurationError(

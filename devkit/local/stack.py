@@ -12,7 +12,8 @@ the generated repo under ``<home>/features/repo``) and hands the functions
 and ~390 MB. The registry may still be empty: the server then answers 404 for every view,
 and picks up a later ``python -m shared.features apply`` within seconds.
 
-When the stack runs a serving function (``deploy_model``, ``rollback``, ``predict``) it also
+When the stack runs a function of the live pointer (``deploy_model``, ``rollback``, ``predict``,
+``drift_monitor``) it also
 starts the official Firestore emulator (the live pointer; ``FIRESTORE_EMULATOR_HOST`` in every
 child's environment and in ``stack.json``'s ``env``). It starts first and is waited for last:
 its ~3-5 s of Java start-up overlap the rest.
@@ -64,7 +65,7 @@ from shared.topology import Topology, load_topology
 LOCAL_WEBHOOK_SECRET = "shopml-local-dev-secret-not-for-production"  # noqa: S105 - local only
 STATE_FILE = "stack.json"
 # Functions that read or write the live pointer (Firestore): with any of them, the emulator runs.
-FIRESTORE_FUNCTIONS = frozenset({"deploy_model", "rollback", "predict"})
+FIRESTORE_FUNCTIONS = frozenset({"deploy_model", "rollback", "predict", "drift_monitor"})
 # Functions served on functions-framework's ASGI path (``@functions_framework.aio.http``), with
 # the environment the Terraform gives them.
 ASGI_FUNCTIONS = frozenset({"predict"})

@@ -113,6 +113,8 @@ class SlackWebhookNotifier:
 class DisabledNotifier:
     """No Slack configured: nothing is sent, and the result says so."""
 
+    enabled = False
+
     def notify(self, alert: Alert) -> NotificationResult:
         del alert
         return NotificationResult(False, "no Slack webhook configured (SHOPML_SLACK_WEBHOOK_URL)")

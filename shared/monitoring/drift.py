@@ -600,3 +600,12 @@ def decode_sample(entry: Mapping[str, Any]) -> dict[str, np.ndarray]:
     raw = zlib.decompress(base64.b64decode(entry["data"]))
     block = np.frombuffer(raw, dtype="<f4").reshape(len(names), int(entry["rows"]))
     return {name: block[index].astype(np.float64) for index, name in enumerate(names)}
+
+
+def encode_ids(ids: np.ndarray) -> str:
+    """Integer ids (e.g. the reference sample's variants) as int64 little-endian, zlib, base64."""
+    return base64.b64encode(zlib.compress(np.asarray(ids, dtype="<i8").tobytes(), 6)).decode("ascii")
+
+
+def decode_ids(text: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i8").astype(np.int64)

@@ -236,21 +236,28 @@ def reference_distributions(features: np.ndarray, names: Sequence[str], bins: in
     return reference
 
 
-def reference_sample(inputs: np.ndarray, names: Sequence[str], rows: int, seed: int) -> dict[str, object]:
+def reference_sample(
+    inputs: np.ndarray, names: Sequence[str], rows: int, seed: int, variant_id: np.ndarray | None = None
+) -> dict[str, object]:
     """A seeded sample of the training inputs for drift checks (KS needs the values, not a
     summary): ``rows`` rows drawn without replacement (all when there are fewer), in training
     order, as the model sees them (float32 values, missing as ``MISSING``), stored compactly
     in the card (``shared.monitoring.drift.encode_sample``: float32, zlib, base64; ~1 MB for
-    20,000 rows x 23 features)."""
-    from shared.monitoring.drift import encode_sample
+    20,000 rows x 23 features). With ``variant_id`` (one per input row) the sample also keeps
+    each row's variant (``encode_ids``), so ``drift_monitor`` can weight the reference to the
+    variants shoppers actually look at (shared/monitoring/monitor.py)."""
+    from shared.monitoring.drift import encode_ids, encode_sample
 
     count = min(rows, inputs.shape[0])
     chosen = np.sort(np.random.default_rng(seed).choice(inputs.shape[0], size=count, replace=False))
-    return {
+    sample: dict[str, object] = {
         **encode_sample(inputs[chosen], names),
         "seed": seed,
         "drawn_from": f"{inputs.shape[0]} training rows (model inputs, missing as {MISSING:g})",
     }
+    if variant_id is not None:
+        sample["variant_ids"] = encode_ids(np.asarray(variant_id)[chosen])
+    return sample
 
 
 def psi_bins(inputs: np.ndarray, names: Sequence[str], bins: int = 10) -> dict[str, object]:

@@ -328,7 +328,7 @@ def train(
     reference = dataset.reference_distributions(train_rows.features, MODEL_FEATURES)
     inputs = train_rows.inputs
     reference_sample = dataset.reference_sample(
-        inputs, MODEL_FEATURES, config.reference_sample_rows, config.seed
+        inputs, MODEL_FEATURES, config.reference_sample_rows, config.seed, train_rows.variant_id
     )
     psi_bins = dataset.psi_bins(inputs, MODEL_FEATURES, config.psi_bins)
     del inputs

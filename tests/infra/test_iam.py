@@ -104,11 +104,15 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
     assert root["webhook_secret_readers"] == ["ingest_webhook", "predict"]
     assert root["pii_key_readers"] == ["validate_load", "compliance"]
     assert root["predict_keys_readers"] == ["predict"]
+    assert root["slack_secret_readers"] == ["drift_monitor"]
     secrets_call = named_blocks(REPO, "module")["secrets"]
     specs = dict(secrets_call["secrets"].items())
-    assert len(specs) == 3
+    assert len(specs) == 4
     by_id = {key.split(".")[1].split("_secret_id")[0].split("_key")[0]: spec for key, spec in specs.items()}
-    assert set(by_id) == {"webhook", "pii", "predict"}, sorted(specs)
+    assert set(by_id) == {"webhook", "pii", "predict", "slack"}, sorted(specs)
+    assert compact(by_id["slack"]["accessors"]).startswith(
+        "{fornameinlocal.slack_secret_readers:name=>module.iam.function_members[name]"
+    )
     assert compact(by_id["predict"]["accessors"]).startswith(
         "{fornameinlocal.predict_keys_readers:name=>module.iam.function_members[name]"
     )
@@ -127,6 +131,11 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
     assert (
         "contains(local.predict_keys_readers,name)?{SHOPML_PREDICT_KEYS=local.predict_keys_secret_id}"
         in env_expr
+    )
+    # Slack only once the secret has a version (Cloud Run cannot start on a secret without one).
+    assert (
+        "contains(local.slack_secret_readers,name)&&local.slack_alerts?"
+        "{SHOPML_SLACK_WEBHOOK_URL=local.slack_secret_id}" in env_expr
     )
     # Exposed to the function as SHOPIFY_WEBHOOK_SECRETS, resolved from Secret Manager.
     secret_env = named_blocks(REPO, "module")["functions"]["secret_environment_variables"]

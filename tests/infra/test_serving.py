@@ -104,6 +104,10 @@ def serving_view(deployed: list[str]) -> dict[str, Any]:
         "pii_key_readers",
         "predict_keys_secret_id",
         "predict_keys_readers",
+        "slack_secret_id",
+        "slack_secret_readers",
+        "slack_alerts",
+        "report_writers",
         "function_secret_env",
         "function_serving_env",
     )
@@ -116,6 +120,9 @@ def serving_view(deployed: list[str]) -> dict[str, Any]:
         body.replace("module.serving.firestore_database", '"(default)"')
         .replace("var.predict_cors_origins", '["https://shop.example.com"]')
         .replace("var.region", '"europe-west1"')
+        .replace("var.slack_alerts", "true")
+        .replace("var.slack_webhook_url_version", "0")
+        .replace("module.monitoring.reports_bucket_name", '"p-shopml-reports"')
     )
     config = f"""
 variable "deployed" {{
@@ -166,11 +173,13 @@ def test_each_serving_function_gets_exactly_what_it_touches(deployed: list[str])
         # change the pointer in transactions, read files and cards, move live / previous
         "deploy_model": (False, True, True, True),
         "rollback": (False, True, True, True),
+        # reads the live version and its card (reference sample, importances, holdout metrics)
+        "drift_monitor": (True, False, True, False),
     }
     for name, fn in view.items():
         got = (fn["pointer_reader"], fn["pointer_writer"], fn["registry"], fn["alias_mover"])
         assert got == expected.get(name, (False, False, False, False)), name
-        if name in {"predict", "deploy_model", "rollback"}:
+        if name in {"predict", "deploy_model", "rollback", "drift_monitor"}:
             assert fn["env"]["SHOPML_FIRESTORE_DATABASE"] == "(default)", name
         else:
             assert "SHOPML_FIRESTORE_DATABASE" not in fn["env"], name
@@ -185,12 +194,22 @@ def test_each_serving_function_gets_exactly_what_it_touches(deployed: list[str])
     assert predict["metric_writer"] is True
     assert predict["env"]["SHOPML_METRICS_EXPORT"] == "otlp"
     assert predict["env"]["SHOPML_METRICS_LOCATION"] == "europe-west1"
-    # Nobody else reads the predict keys.
+    # drift_monitor pushes its gauges (the alert policies read them), writes its reports to the
+    # reports bucket and alone reads the Slack webhook URL.
+    if "drift_monitor" in view:
+        monitor = view["drift_monitor"]
+        assert monitor["metric_writer"] is True and monitor["env"]["SHOPML_METRICS_EXPORT"] == "otlp"
+        assert monitor["env"]["SHOPML_REPORTS"] == "gs://p-shopml-reports/drift-reports"
+        assert monitor["secrets"] == {"SHOPML_SLACK_WEBHOOK_URL": "shopml-slack-webhook-url"}
+    # Nobody else reads the predict keys, the Slack URL or writes reports.
     for name, fn in view.items():
         if name != "predict":
             assert "SHOPML_PREDICT_KEYS" not in fn["secrets"], name
             assert "FUNCTION_USE_ASGI" not in fn["env"], name
+        if name not in {"predict", "drift_monitor"}:
             assert fn["metric_writer"] is False and "SHOPML_METRICS_EXPORT" not in fn["env"], name
+        if name != "drift_monitor":
+            assert "SHOPML_SLACK_WEBHOOK_URL" not in fn["secrets"] and "SHOPML_REPORTS" not in fn["env"], name
     if "ingest_webhook" in view:
         assert view["ingest_webhook"]["secrets"] == {"SHOPIFY_WEBHOOK_SECRETS": "shopify-webhook-secrets"}
 

@@ -91,7 +91,10 @@ def test_scheduler_publishes_nightly_to_the_training_requests_topic() -> None:
         for sub in TOPOLOGY["subscriptions"].values()
     )
     jobs = named_blocks(REPO, "module")["scheduler"]["jobs"]
-    assert list(jobs) == ["shopml-nightly-training"]
+    assert list(jobs) == ["shopml-nightly-training", "shopml-drift-checks"]
+    drift = jobs["shopml-drift-checks"]
+    assert drift["topic_id"] == 'module.pubsub.topic_ids["drift-checks"]'
+    assert drift["schedule"] == "var.drift_check_schedule" and set(drift["message"]) == {"model"}
     job = jobs["shopml-nightly-training"]
     assert job["topic_id"] == 'module.pubsub.topic_ids["training-requests"]'
     assert (job["schedule"], job["time_zone"]) == ("var.training_schedule", "var.training_time_zone")

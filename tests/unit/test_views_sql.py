@@ -129,7 +129,21 @@ def at(minutes: int) -> datetime:
 
 
 def test_there_is_a_latest_view_per_typed_table_and_the_drift_report() -> None:
-    assert {p.stem for p in VIEWS} == LATEST_VIEWS | {"schema_drift_report"}
+    assert {p.stem for p in VIEWS} == LATEST_VIEWS | {"schema_drift_report", "drift_reports_latest"}
+
+
+def test_drift_reports_latest_is_the_newest_check_per_model(db: duckdb.DuckDBPyConnection) -> None:
+    rows = [("c1", "demand", at(0)), ("c2", "demand", at(60)), ("c3", "other", at(5))]
+    for check_id, model, when in rows:
+        db.execute(
+            "INSERT INTO drift_reports (check_id, model, checked_at, status, current_rows, reference_rows, "
+            "features_judged, drifted_importance, severity, rollback_requested, training_requested, "
+            "notification, duration_seconds) VALUES (?, ?, ?, 'checked', 0, 0, 0, 0, 'none', false, false, "
+            "'none', 0)",
+            [check_id, model, when],
+        )
+    found = db.execute("SELECT model, check_id FROM drift_reports_latest ORDER BY model").fetchall()
+    assert found == [("demand", "c2"), ("other", "c3")]
 
 
 @pytest.mark.parametrize("path", VIEWS, ids=lambda p: p.stem)
@@ -142,7 +156,7 @@ def test_view_file_is_one_select_on_bare_table_names_named_after_the_file(path: 
         assert not table.args.get("db") and not table.args.get("catalog"), "the adapter qualifies table names"
         assert table.name in TABLE_FILES, f"unknown table {table.name}"
     translated = to_duckdb(sql)
-    assert ("QUALIFY ROW_NUMBER() OVER" in translated) == (path.stem in LATEST_VIEWS)
+    assert ("QUALIFY ROW_NUMBER() OVER" in translated) == (path.stem in LATEST_VIEWS | {"drift_reports_latest"})
 
 
 def test_every_view_runs_on_empty_tables(db: duckdb.DuckDBPyConnection) -> None:

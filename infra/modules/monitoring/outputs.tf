@@ -10,3 +10,8 @@ output "notification_channel_ids" {
   description = "Every notification channel the policies notify: the ones created here and the ones passed in."
   value       = local.notification_channels
 }
+
+output "reports_bucket_name" {
+  description = "The drift-reports bucket (SHOPML_REPORTS is gs://<it>/drift-reports)."
+  value       = google_storage_bucket.reports.name
+}

@@ -100,3 +100,30 @@ variable "labels" {
   description = "User labels on every alert policy and notification channel."
   default     = {}
 }
+
+variable "region" {
+  type        = string
+  description = "Region of the drift-reports bucket."
+}
+
+variable "reports_bucket_name" {
+  type        = string
+  description = "Name of the bucket drift_monitor writes its HTML drift reports to (SHOPML_REPORTS)."
+}
+
+variable "report_retention_days" {
+  type        = number
+  description = "Days a drift report is kept before the bucket's lifecycle rule deletes it."
+  default     = 400
+
+  validation {
+    condition     = var.report_retention_days >= 1
+    error_message = "report_retention_days must be at least 1."
+  }
+}
+
+variable "report_writers" {
+  type        = map(string)
+  description = "IAM members that write drift reports (roles/storage.objectCreator on the bucket), keyed by function name."
+  default     = {}
+}
