@@ -9,6 +9,9 @@ its data and/or as attributes:
 * ``model``: default ``SHOPML_MODEL_NAME``;
 * ``history_days``: length of the data window, default ``SHOPML_TRAINING_HISTORY_DAYS``.
 
+and, in the data only, who asked and why (``reason``, ``requested_by``, ``idempotency_key``,
+``evidence``: what ``drift_monitor`` and a Shopify Flow request send), logged with the run.
+
 The data window ends the day before the night (the last complete day) and spans
 ``history_days`` days: ``end = night - 1``, ``start = end - history_days + 1``.
 A value given both in the data and in the attributes must agree. Every bad input raises a
@@ -29,6 +32,9 @@ from shared.ports import TrainingRequest
 from shared.registry import check_model_name
 
 FIELDS = ("night", "model", "history_days")
+# Who asked and why (drift_monitor, a Shopify Flow workflow): accepted in the data, logged with
+# the run, never part of what is trained (the run id stays the model and night).
+PROVENANCE = ("reason", "requested_by", "idempotency_key", "evidence")
 MAX_HISTORY_DAYS = 3660  # ten years: anything longer is a typo
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -46,10 +52,23 @@ def _fields_from_data(data: bytes) -> dict[str, Any]:
         raise BadTrainingRequest(f"message data is not JSON: {exc}") from None
     if not isinstance(decoded, dict):
         raise BadTrainingRequest(f"message data must be a JSON object, got {type(decoded).__name__}")
-    unknown = sorted(set(decoded) - set(FIELDS))
+    unknown = sorted(set(decoded) - set(FIELDS) - set(PROVENANCE))
     if unknown:
-        raise BadTrainingRequest(f"message data has unknown fields {unknown}; allowed: {list(FIELDS)}")
+        raise BadTrainingRequest(
+            f"message data has unknown fields {unknown}; allowed: {list(FIELDS + PROVENANCE)}"
+        )
     return decoded
+
+
+def request_provenance(message: PubSubMessage) -> dict[str, Any]:
+    """The request's ``reason``, ``requested_by`` and ``idempotency_key`` (for the log), if any."""
+    try:
+        decoded = json.loads(message.data) if message.data.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {name: decoded[name] for name in PROVENANCE[:3] if isinstance(decoded.get(name), str)}
 
 
 def _merge(data_fields: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from shared import bootstrap
 from shared.envelope import decode_push_message
 from shared.errors import PermanentError, TransientError
 from shared.logs import get_logger
-from shared.training_requests import parse_training_request
+from shared.training_requests import parse_training_request, request_provenance
 
 
 @functions_framework.cloud_event
@@ -24,8 +24,9 @@ def trigger_training(event: CloudEvent) -> None:
     settings = bootstrap.settings()
     logger = get_logger("trigger_training", settings.log_level)
     try:
+        message = decode_push_message(event.data)
         request = parse_training_request(
-            decode_push_message(event.data),
+            message,
             event.get("time"),
             default_model=settings.model_name,
             default_history_days=settings.training_history_days,
@@ -46,4 +47,5 @@ def trigger_training(event: CloudEvent) -> None:
         night=request.night.isoformat(),
         window_start=request.start.isoformat(),
         window_end=request.end.isoformat(),
+        **request_provenance(message),
     )

@@ -226,6 +226,10 @@ class Incoming:
     def is_metrics(self) -> bool:
         return self.path.rstrip("/").endswith("/metrics")
 
+    @property
+    def is_retrain(self) -> bool:
+        return self.path.rstrip("/").endswith("/retrain")
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -362,6 +366,8 @@ async def handle(rt: Runtime, incoming: Incoming, read_body: BodyReader) -> Answ
     except BodyTooLarge:
         limit = settings.predict_max_body_bytes
         return error_answer(413, "body_too_large", f"the body may be at most {limit} bytes", cors)
+    if incoming.is_retrain:
+        return await request_retraining(rt, incoming, body)
     try:
         who = caller(rt, incoming)
         data = decode(body)
@@ -374,6 +380,36 @@ async def handle(rt: Runtime, incoming: Incoming, read_body: BodyReader) -> Answ
     except BadRequest as exc:
         return error_answer(400, exc.code, exc.message, cors)
     return await answer(rt, parsed, cors)
+
+
+async def request_retraining(rt: Runtime, incoming: Incoming, body: bytes) -> Answer:
+    """``POST /retrain`` from a Shopify Flow workflow (``shared.serving.retrain``): a bearer key
+    only, then one message on ``training-requests``, answered once Pub/Sub acknowledged."""
+    from shared.errors import PublishFailed
+    from shared.serving import retrain
+
+    try:
+        who = caller(rt, incoming)
+        if who.method != "key":
+            raise auth.Unauthorized(
+                "a retrain request needs the shop's key (Authorization: Bearer <key>), "
+                "not an app proxy signature",
+                code="key_required",
+            )
+        reason = retrain.parse_retrain_body(body)
+    except auth.Unauthorized as exc:
+        return error_answer(401, exc.code, exc.message)
+    except BadRequest as exc:
+        return error_answer(400, exc.code, exc.message)
+    model = rt.settings.model_name
+    data, attributes, key = retrain.retrain_message(who.shop_domain, model, reason, rt.now())
+    try:
+        await asyncio.to_thread(rt.publisher().publish, retrain.TOPIC, data, attributes)
+    except PublishFailed as exc:
+        rt.logger.error("retrain request not published", error=str(exc), shop=who.shop_domain)
+        return error_answer(503, "publish_failed", "not queued yet; retry later")
+    rt.logger.info("retrain requested", labels={"shop": who.shop_domain, "model": model}, idempotency_key=key)
+    return json_answer({"status": "accepted", "model": model, "idempotency_key": key}, status=202)
 
 
 async def respond(rt: Runtime, incoming: Incoming, read_body: BodyReader) -> Answer:

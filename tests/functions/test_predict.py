@@ -653,3 +653,46 @@ def test_the_online_features_asked_for_cover_every_buildable_input() -> None:
     assert {"rmean_28", "price", "inventory_on_hand", "product_type", "product_age_days"} <= set(
         ONLINE_FEATURES
     )
+
+
+# --- retraining asked for by a Shopify Flow workflow ------------------------------------------------
+
+
+def test_a_flow_retrain_request_with_the_shops_key_is_queued_once_for_the_night(
+    client: Any, publisher: RecordingPublisher
+) -> None:
+    answer = client.post("/retrain", json={"reason": "inventory moved"}, headers=bearer())
+    assert answer.status_code == 202, answer.text
+    key = f"flow:{SHOP}:demand:{NOW.date().isoformat()}"
+    assert answer.json() == {"status": "accepted", "model": "demand", "idempotency_key": key}
+    ((_, data, attributes),) = [m for m in publisher.messages if m[0] == "training-requests"]
+    assert attributes == {"source": "shopify-flow", "shop_domain": SHOP}
+    message = json.loads(data)
+    assert message["night"] == NOW.date().isoformat() and message["requested_by"] == f"shopify-flow:{SHOP}"
+    # It is a training request trigger_training accepts (the run id is the model and night).
+    from shared.envelope import PubSubMessage
+    from shared.training_requests import parse_training_request
+
+    parsed = parse_training_request(
+        PubSubMessage(data=data, attributes=attributes), None, default_model="demand", default_history_days=90
+    )
+    assert parsed.night == NOW.date()
+    assert client.post("/retrain", headers=bearer()).status_code == 202  # an empty body is fine
+
+
+def test_a_retrain_request_needs_the_key_not_a_shoppers_signature(
+    client: Any, publisher: RecordingPublisher
+) -> None:
+    assert client.post("/retrain", json={}).status_code == 401
+    proxied = client.post(f"/retrain?{proxy_query()}", json={})
+    assert proxied.status_code == 401 and proxied.json()["error"] == "key_required"
+    assert client.post("/retrain", json={"reason": 3}, headers=bearer()).status_code == 400
+    assert client.post("/retrain", json={"night": "2020-01-01"}, headers=bearer()).status_code == 400
+    assert client.get("/retrain", headers=bearer()).status_code == 405
+    assert not [m for m in publisher.messages if m[0] == "training-requests"]
+
+
+def test_a_retrain_request_that_cannot_be_queued_is_a_503(client: Any, publisher: RecordingPublisher) -> None:
+    publisher.fail = True
+    answer = client.post("/retrain", json={"reason": "x"}, headers=bearer())
+    assert answer.status_code == 503 and answer.json()["error"] == "publish_failed"

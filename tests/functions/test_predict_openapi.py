@@ -196,3 +196,24 @@ def test_the_documented_fields_and_limits_are_the_implementations() -> None:
         str(defaults.predict_max_body_bytes) in SPEC["paths"]["/"]["post"]["responses"]["413"]["description"]
     )
     assert f"{defaults.app_proxy_max_age_seconds:g} s" in json.dumps(SPEC["paths"]["/"]["post"]["parameters"])
+
+
+def test_every_retrain_answer_is_documented_with_its_schema(client: Any) -> None:
+    key = {"Authorization": f"Bearer {KEY}"}
+    answers = {
+        202: client.post("/retrain", json={"reason": "inventory moved"}, headers=key),
+        400: client.post("/retrain", json={"night": "2020-01-01"}, headers=key),
+        401: client.post("/retrain", json={}),
+    }
+    for status, answer in answers.items():
+        assert answer.status_code == status
+        check_response(answer, "/retrain", "post")
+    schema = documented("/retrain", "post", 400)["content"]["application/json"]["schema"]
+    codes = set(schema["allOf"][1]["properties"]["error"]["enum"])
+    seen = {
+        client.post("/retrain", content=body, headers={**key, "Content-Type": "application/json"}).json()[
+            "error"
+        ]
+        for body in (b"{", b'{"x": 1}', b'{"reason": 5}')
+    }
+    assert seen == codes

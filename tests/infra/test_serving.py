@@ -58,7 +58,7 @@ def test_predict_is_public_warm_and_says_why_the_others_are_internal() -> None:
     assert predict["min_instances"] >= 1, "predict is on the page-render path: no cold start"
     reason = predict["public_reason"]
     assert "signature" in reason and "SHOPML_PREDICT_KEYS" in reason
-    assert predict["publishes"] == ["predictions"]
+    assert predict["publishes"] == ["predictions", "training-requests"]  # answers; POST /retrain
     for name in ("deploy_model", "rollback", "load_predictions"):
         fn = TOPOLOGY["functions"][name]
         assert (fn["trigger"], fn["public"]) == ("pubsub", False), name
@@ -313,13 +313,14 @@ def test_registry_files_are_readable_by_the_serving_functions_only_under_registr
     assert writes == []
 
 
-def test_predict_publishes_only_to_predictions() -> None:
+def test_predict_publishes_only_to_predictions_and_training_requests() -> None:
     # Publisher grants are keyed on each function's topology "publishes" (test_pubsub holds the
-    # mechanism); for predict that is the predictions topic and nothing else.
+    # mechanism); for predict that is the predictions topic (sampled answers) and
+    # training-requests (POST /retrain from a Shopify Flow workflow), nothing else.
     grant = resource(module_dir("functions"), "google_pubsub_topic_iam_member", "publisher")
     assert grant["for_each"] == "local.publisher_grants" and grant["role"] == "roles/pubsub.publisher"
-    assert TOPOLOGY["functions"]["predict"]["publishes"] == ["predictions"]
-    assert "predictions" in TOPOLOGY["topics"]
+    assert TOPOLOGY["functions"]["predict"]["publishes"] == ["predictions", "training-requests"]
+    assert {"predictions", "training-requests"} <= set(TOPOLOGY["topics"])
 
 
 def test_the_predict_keys_secret_is_predicts_alone_and_never_in_state() -> None:

@@ -15,6 +15,7 @@ from shared.training_requests import (
     BadTrainingRequest,
     event_night,
     parse_training_request,
+    request_provenance,
     training_window,
 )
 
@@ -109,3 +110,23 @@ def test_a_redelivery_with_the_same_publish_time_is_the_same_run(moment: datetim
     first = parse(time=moment.isoformat())
     again = parse(time=moment.isoformat())
     assert first.run_id == again.run_id and first.night == moment.date()
+
+
+def test_a_drift_monitor_request_trains_its_night_and_says_who_asked() -> None:
+    body = {
+        "model": "demand",
+        "night": "2025-03-05",
+        "reason": "moderate drift: price moved",
+        "requested_by": "drift_monitor",
+        "idempotency_key": "drift_monitor:retrain:demand:2025-03-05",
+        "evidence": {"drifted": {"price": {"psi": 0.31}}},
+    }
+    data = json.dumps(body).encode()
+    request = parse(data)
+    assert (request.model, request.night) == ("demand", date(2025, 3, 5))
+    assert request_provenance(PubSubMessage(data=data, attributes={})) == {
+        "reason": "moderate drift: price moved",
+        "requested_by": "drift_monitor",
+        "idempotency_key": "drift_monitor:retrain:demand:2025-03-05",
+    }
+    assert request_provenance(PubSubMessage(data=b"", attributes={})) == {}
