@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,18 @@ class Settings:
     # cloud); empty: alerts are not sent to Slack (metrics and drift reports still record them).
     slack_webhook_url: str = field(default="", repr=False)  # a Slack incoming webhook
     slack_timeout_seconds: float = 3.0  # one POST to Slack; a slow Slack never holds up a check
+    # Step 6: the Shopify Admin API (shared/adapters/shopify_admin.py), connect, backfill, reconcile.
+    shopify_api_version: str = "2025-10"  # Admin API version of every call and of the webhooks subscribed
+    shopify_admin_url: str = ""  # empty: https://<shop>; locally the stand-in (http://127.0.0.1:PORT)
+    # (shop_domain, access token) pairs, local only; in the cloud tokens come from Secret Manager.
+    shopify_access_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    shopify_token_secret: str = ""  # Secret Manager secret id per shop; "{shop}" = the domain's dots as "-"
+    shopify_timeout_seconds: float = 10.0  # connect + read deadline of one Admin API call
+    shopify_max_retries: int = 5  # retries of one call on 429, 5xx, THROTTLED or a timeout
+    shopify_max_calls_per_minute: int = 1000  # hard ceiling of Admin API calls per minute per process
+    backfill_history_days: int = 548  # shopml backfill: this many days of history (about 18 months)
+    reconcile_overlap_minutes: int = 60  # reconcile: each window starts this long before the watermark
+    sync_state_url: str = ""  # watermarks, uninstalled shops, backfill progress: file:///dir or gs://b/p
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -263,6 +276,16 @@ class Settings:
             metrics_location=env.get("SHOPML_METRICS_LOCATION", ""),
             slack_webhook_url=(env.get("SHOPML_SLACK_WEBHOOK_URL") or "").strip(),
             slack_timeout_seconds=_float(env, "SHOPML_SLACK_TIMEOUT_SECONDS", 3.0),
+            shopify_api_version=env.get("SHOPML_SHOPIFY_API_VERSION") or "2025-10",
+            shopify_admin_url=(env.get("SHOPML_SHOPIFY_ADMIN_URL") or "").rstrip("/"),
+            shopify_access_tokens=_shop_keys(env, "SHOPML_SHOPIFY_ACCESS_TOKENS"),
+            shopify_token_secret=env.get("SHOPML_SHOPIFY_TOKEN_SECRET", ""),
+            shopify_timeout_seconds=_float(env, "SHOPML_SHOPIFY_TIMEOUT_SECONDS", 10.0),
+            shopify_max_retries=_int(env, "SHOPML_SHOPIFY_MAX_RETRIES", 5),
+            shopify_max_calls_per_minute=_int(env, "SHOPML_SHOPIFY_MAX_CALLS_PER_MINUTE", 1000),
+            backfill_history_days=_int(env, "SHOPML_BACKFILL_HISTORY_DAYS", 548),
+            reconcile_overlap_minutes=_int(env, "SHOPML_RECONCILE_OVERLAP_MINUTES", 60),
+            sync_state_url=env.get("SHOPML_SYNC_STATE") or f"file://{home / 'sync'}",
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
@@ -303,6 +326,15 @@ class Settings:
             # The URL carries Slack's token: the message never shows it.
             raise ConfigurationError(
                 "SHOPML_SLACK_WEBHOOK_URL must be an http(s) URL (a Slack incoming webhook)"
+            )
+        if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", settings.shopify_api_version):
+            raise ConfigurationError(
+                f"SHOPML_SHOPIFY_API_VERSION={settings.shopify_api_version!r}: a quarterly release "
+                "(YYYY-01, -04, -07 or -10) or unstable"
+            )
+        if not settings.sync_state_url.startswith(("file://", "gs://")):
+            raise ConfigurationError(
+                f"SHOPML_SYNC_STATE={settings.sync_state_url!r}: use file:///dir or gs://bucket/prefix"
             )
         if settings.publish_timeout_seconds >= 5.0:
             raise ConfigurationError(
