@@ -19,6 +19,7 @@ from shared.ports import EventPublisher, LivePointerStore, ModelRegistry, Traini
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from shared.ingest import AsyncEventPublisher
     from shared.warehouse_schema import WarehouseSchema
 
 _lock = threading.Lock()
@@ -27,8 +28,8 @@ _built: dict[str, Any] = {}
 
 
 def override(**parts: Any) -> None:
-    """Replace parts (``settings=``, ``publisher=``, ``warehouse=``, ``registry=``,
-    ``training_backend=``, ``live_pointer=``) for this process; ``reset()`` undoes it."""
+    """Replace parts (``settings=``, ``publisher=``, ``async_publisher=``, ``warehouse=``,
+    ``registry=``, ``training_backend=``, ``live_pointer=``) for this process; ``reset()`` undoes it."""
     with _lock:
         _overrides.update(parts)
         _built.clear()
@@ -60,6 +61,30 @@ def publisher() -> EventPublisher:
 
                 _built["publisher"] = GroupCommitPublisher(current)
         return _built["publisher"]
+
+
+def async_publisher() -> AsyncEventPublisher:
+    """The publisher of async entry points (``ingest_webhook``), built once.
+
+    Pub/Sub over ``grpc.aio`` with group commit (one channel per event loop, on its first
+    publish). A blocking publisher runs in a thread instead where one was chosen: a
+    ``publisher=`` override (tests, the demo) or ``SHOPML_PUBLISHER=client``.
+    ``override(async_publisher=...)`` passes an async one in."""
+    if "async_publisher" in _overrides:
+        return _overrides["async_publisher"]
+    built = _built.get("async_publisher")  # the request path: no lock once built
+    if built is not None:
+        return built
+    blocking = publisher() if "publisher" in _overrides or settings().publisher == "client" else None
+    with _lock:
+        if "async_publisher" not in _built:
+            from shared.adapters import pubsub_aio
+
+            if blocking is not None:
+                _built["async_publisher"] = pubsub_aio.ThreadedPublisher(blocking)
+            else:
+                _built["async_publisher"] = pubsub_aio.AsyncGroupCommitPublisher(settings())
+        return _built["async_publisher"]
 
 
 def warehouse() -> Warehouse:
