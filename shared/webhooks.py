@@ -66,7 +66,8 @@ def verify_webhook_signature(body: bytes, signature: str | None, secrets: Iterab
 
 
 class HeaderSource(Protocol):
-    """What we need of request headers: a dict, or Werkzeug's case-insensitive ``Headers``."""
+    """What we need of request headers: a dict, or the case-insensitive ``Headers`` of
+    Starlette (ingest_webhook) or Werkzeug."""
 
     def get(self, key: str, /) -> str | None: ...
 
@@ -86,7 +87,7 @@ class WebhookHeaders:
 
 
 def header_value(headers: HeaderSource, name: str) -> str | None:
-    # Werkzeug's Headers are case-insensitive; plain dicts (tests, other servers) may not be.
+    # Starlette's and Werkzeug's Headers are case-insensitive; plain dicts (tests, the replay) may not be.
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
