@@ -18,9 +18,9 @@ starts the official Firestore emulator (the live pointer; ``FIRESTORE_EMULATOR_H
 child's environment and in ``stack.json``'s ``env``). It starts first and is waited for last:
 its ~3-5 s of Java start-up overlap the rest.
 
-``predict`` runs the way the cloud serves it: functions-framework with ``FUNCTION_USE_ASGI=true``
-(what the Terraform sets; the same switch as ``--asgi``: the app is built by
-``functions_framework.aio.create_asgi_app`` and served by gunicorn with a Uvicorn worker).
+``predict`` and ``ingest_webhook`` run the way the cloud serves them: functions-framework with
+``FUNCTION_USE_ASGI=true`` (what the Terraform sets; the same switch as ``--asgi``: the app is
+built by ``functions_framework.aio.create_asgi_app`` and served by gunicorn with a Uvicorn worker).
 ``LocalStack(home, predict_instances=2)`` starts more ``predict`` processes on the same env,
 named ``predict-2``, ``predict-3``... in ``functions`` and ``pids`` (two instances following
 one live pointer). Every child gets ``SHOPML_REGISTRY`` (``file://<home>/registry`` unless
@@ -68,7 +68,7 @@ STATE_FILE = "stack.json"
 FIRESTORE_FUNCTIONS = frozenset({"deploy_model", "rollback", "predict", "drift_monitor"})
 # Functions served on functions-framework's ASGI path (``@functions_framework.aio.http``), with
 # the environment the Terraform gives them.
-ASGI_FUNCTIONS = frozenset({"predict"})
+ASGI_FUNCTIONS = frozenset({"ingest_webhook", "predict"})
 ASGI_ENV = {"FUNCTION_USE_ASGI": "true"}
 # The shops the local tools sell as (each gets a predict key): the simulator's default shop
 # (devkit.simulator.events.DEFAULT_SHOP_DOMAIN), the demo's privacy shop (devkit/demo.py), the

@@ -20,7 +20,8 @@ def test_functions_run_python311_with_topology_sizing_and_cloud_settings() -> No
         "max_instance_count": "each.value.max_instances",
         "max_instance_request_concurrency": "each.value.concurrency",
         "environment_variables": (
-            "merge(local.runtime_environment,lookup(var.function_environment_variables,each.key,{}))"
+            "merge(local.runtime_environment,lookup(local.asgi_environment,each.key,{}),"
+            "lookup(var.function_environment_variables,each.key,{}))"
         ),
     }
     assert {key: compact(service[key]) for key in expected} == expected

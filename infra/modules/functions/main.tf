@@ -24,6 +24,19 @@ locals {
     ]) : grant.key => grant
   }
 
+  # functions-framework serves an entry point decorated @functions_framework.aio.http (or
+  # .aio.cloud_event) with Starlette under uvicorn. The `functions-framework` command that Cloud
+  # Run functions' Python buildpack starts finds that out by itself, but only after building a
+  # Flask app that it then drops; FUNCTION_USE_ASGI=true (its --asgi switch) builds the ASGI app
+  # straight away. So every function whose bundled main.py is async gets it (ingest_webhook,
+  # predict), read from the code that is deployed; the local stack serves the same ones the same
+  # way (devkit/local/stack.py ASGI_FUNCTIONS). tests/infra/test_functions_asgi.py holds both to
+  # the code.
+  asgi_environment = {
+    for name in keys(var.functions) : name => { FUNCTION_USE_ASGI = "true" }
+    if fileexists("${var.bundle_dir}/${name}/main.py") ? length(regexall("(?m)^@functions_framework\\.aio\\.(http|cloud_event)\\b", file("${var.bundle_dir}/${name}/main.py"))) > 0 : false
+  }
+
   pubsub_functions = { for name, fn in var.functions : name => fn if fn.trigger == "pubsub" }
   public_functions = { for name, fn in var.functions : name => fn if fn.public }
 }
@@ -162,9 +175,10 @@ resource "google_cloudfunctions2_function" "this" {
     # Public (HTTP) functions take internet traffic and authenticate callers themselves
     # (HMAC, API key); everything else is reachable from inside the project only.
     ingress_settings = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
-    # Every function's settings, plus its own (function_environment_variables); neither may
-    # override what the module sets (validated on the variables).
-    environment_variables = merge(local.runtime_environment, lookup(var.function_environment_variables, each.key, {}))
+    # Every function's settings, FUNCTION_USE_ASGI for the async ones, plus its own
+    # (function_environment_variables); neither may override what the module sets (validated on
+    # the variables).
+    environment_variables = merge(local.runtime_environment, lookup(local.asgi_environment, each.key, {}), lookup(var.function_environment_variables, each.key, {}))
 
     # VPC egress only for the functions listed in var.vpc_egress (those that call the feature
     # server, which has internal ingress); for every other function both stay unset (null), so
