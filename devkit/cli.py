@@ -329,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--current", required=True, help="the data to check against it")
     drift.add_argument("--out", default=None, help="folder for drift.json and drift.html (default: .)")
 
+    from devkit.store_cli import add_store_commands  # connect, backfill (light: argparse only)
+
+    add_store_commands(add)
+
     simulate = add(
         "simulate", cmd_simulate, "send a simulated store's or the retail sample's signed webhooks"
     )

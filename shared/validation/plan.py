@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.storesync.pubsub_delivery import our_attributes
 from shared.times import as_utc, parse_timestamp
 from shared.validation.rows import BUILDERS, Pii, Rows, product_tombstone
 from shared.validation.schema import Issues, topic_schemas, walker_of
@@ -105,12 +106,13 @@ def plan_load(
     ``received_at`` comes from the attribute, else ``publish_time``, else ``now``.
     """
     now = as_utc(now) if now is not None else datetime.now(UTC)
-    attrs = {str(k): str(v) for k, v in attributes.items()}
+    published = as_utc(publish_time) if publish_time is not None else None
+    # Messages Shopify published to Pub/Sub itself carry its header names: map them to ours.
+    attrs = our_attributes(attributes, published.isoformat() if published else None)
     webhook_id = attrs.get("webhook_id") or None
     shop = (attrs.get("shop_domain") or "").lower() or None
     topic = attrs.get("shopify_topic") or None
     api_version = attrs.get("api_version") or None
-    published = as_utc(publish_time) if publish_time is not None else None
     received_at = parse_timestamp(attrs.get("received_at") or "") or published or now
     triggered_at = parse_timestamp(attrs.get("triggered_at") or "")
 
