@@ -16,13 +16,19 @@ Steps (``DriftMonitor.check``):
      not judged (``CLOCK_FEATURES``). ``product_age_days`` grows with the horizon, so the
      reference rows are put at horizon 1 (``age - (horizon - 1)``).
    * *serving traffic is not the training population*: shoppers look at some variants far
-     more than others. When the card keeps each reference row's variant (cards from this
-     step on), the reference is re-drawn (seeded, with replacement, as many rows as the
-     sample) with each variant weighted by its share of the window's answers, so both sides
-     have the same variant mix and what differs is the variants' inputs. Variants the
-     reference never saw stay in the current window (a new product is a real change); when
-     those carry more than half the traffic, or the card has no variants, the whole training
-     sample is the reference. ``reference_scope`` in the report says which.
+     more than others, and every sampled page view logs the same input again. The training
+     sample has one row per (variant, day, horizon), so the window is counted the same way:
+     one observation per distinct input of a (variant, day) (a thousand views of one product
+     on one day are one observation, not a thousand: repeating them would only make the tests'
+     p-values smaller without new evidence). When the card keeps each reference row's variant
+     (cards from this step on), the reference is the sample's rows of the variants served in
+     the window, so both sides describe the same products and what differs is their inputs.
+     Variants the reference never saw stay in the window (a new product is a real change);
+     when they are more than half of it, or the served variants have fewer reference rows
+     than ``SHOPML_DRIFT_MIN_REFERENCE_ROWS``, or the card has no variants, the whole training
+     sample is the reference. ``reference_scope`` in the report says which. A small store
+     serves few variants a day: the window (``SHOPML_DRIFT_WINDOW_HOURS``) must then be longer
+     to reach ``SHOPML_DRIFT_MIN_CURRENT_ROWS`` observations, or the check says "insufficient".
 
 3. **Accuracy** (``shared.monitoring.accuracy``): forecasts of the live version for the last
    ``SHOPML_ACCURACY_WINDOW_DAYS`` (28) complete days, against net units sold, next to the
@@ -82,7 +88,7 @@ ROLLBACK_TOPIC = "rollback-requests"
 TRAINING_TOPIC = "training-requests"
 CLOCK_FEATURES: tuple[str, ...] = ("horizon", "dow", "month", "shop_trading_weekday")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("product_type_code",)
-MIN_COVERAGE = 0.5  # share of the window's answers whose variant the reference holds
+MIN_COVERAGE = 0.5  # share of the window's observations whose variant the reference holds
 MISSING = -1.0  # the model's missing value (shared.training.dataset.MISSING; not imported: lightgbm)
 
 
@@ -105,15 +111,24 @@ def _features(value: Any) -> dict[str, Any] | None:
 def serving_columns(
     rows: Sequence[Mapping[str, Any]], names: Sequence[str]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The logged input rows as ``{feature: values}`` (NaN where a row lacks a feature), and
-    each row's variant id. Rows without an input vector are left out."""
-    parsed = [(row["variant_id"], _features(row.get("features"))) for row in rows]
-    vectors = [(variant, found) for variant, found in parsed if found]
+    """The window's observations as ``{feature: values}`` (NaN where a row lacks a feature) and
+    each one's variant: one per distinct input vector of a (variant, first day); rows without
+    an input vector are left out."""
+    seen: set[tuple[Any, ...]] = set()
+    kept: list[tuple[int, dict[str, Any]]] = []
+    for row in rows:
+        found = _features(row.get("features"))
+        if not found:
+            continue
+        key = (row["variant_id"], str(row.get("first_day")), json.dumps(found, sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            kept.append((int(row["variant_id"]), found))
     columns = {
-        name: np.array([float(found.get(name, math.nan)) for _, found in vectors], dtype=np.float64)
+        name: np.array([float(found.get(name, math.nan)) for _, found in kept], dtype=np.float64)
         for name in names
     }
-    return columns, np.array([int(variant) for variant, _ in vectors], dtype=np.int64)
+    return columns, np.array([variant for variant, _ in kept], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -136,40 +151,39 @@ def card_reference(card: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.n
     return columns, variants
 
 
-def traffic_reference(
+def served_reference(
     columns: Mapping[str, np.ndarray],
     reference_variants: np.ndarray | None,
     current_variants: np.ndarray,
-    seed: int = 0,
+    min_rows: int,
 ) -> Reference:
-    """The reference re-drawn to the window's variant mix (module docstring), or as it is."""
+    """The reference rows of the variants served in the window, or the whole sample (module
+    docstring, step 2)."""
     rows = next(iter(columns.values())).size if columns else 0
-    whole = Reference(dict(columns), {"kind": "training population", "rows": rows})
+    whole = {"kind": "training population", "rows": rows}
     if reference_variants is None:
-        return Reference(whole.columns, {**whole.scope, "why": "the card keeps no variant ids"})
+        return Reference(dict(columns), {**whole, "why": "the card keeps no variant ids"})
     if current_variants.size == 0 or rows == 0:
-        return whole
-    served, traffic = np.unique(current_variants, return_counts=True)
-    ref_ids, ref_counts = np.unique(reference_variants, return_counts=True)
-    known = np.isin(served, ref_ids)
-    coverage = float(traffic[known].sum() / traffic.sum())
+        return Reference(dict(columns), whole)
+    served = np.unique(current_variants)
+    known = np.isin(current_variants, reference_variants)
+    coverage = float(known.mean())
+    chosen = np.isin(reference_variants, served)
     facts = {
         "served_variants": int(served.size),
-        "in_reference": int(known.sum()),
-        "traffic_covered": coverage,
+        "in_reference": int(np.isin(served, reference_variants).sum()),
+        "window_share_in_reference": coverage,
+        "rows_of_served_variants": int(chosen.sum()),
     }
     if coverage < MIN_COVERAGE:
-        return Reference(
-            whole.columns, {**whole.scope, **facts, "why": "most traffic is on variants not in training"}
-        )
-    share = dict(zip(served[known].tolist(), (traffic[known] / traffic[known].sum()).tolist(), strict=True))
-    per_row = dict(zip(ref_ids.tolist(), ref_counts.tolist(), strict=True))
-    weights = np.array([share.get(v, 0.0) / per_row[v] for v in reference_variants.tolist()])
-    weights /= weights.sum()
-    chosen = np.random.default_rng(seed).choice(rows, size=rows, replace=True, p=weights)
+        why = "most of the window is variants the model never trained on"
+        return Reference(dict(columns), {**whole, **facts, "why": why})
+    if chosen.sum() < min_rows:
+        why = f"the served variants have fewer than {min_rows} reference rows"
+        return Reference(dict(columns), {**whole, **facts, "why": why})
     return Reference(
         {name: values[chosen] for name, values in columns.items()},
-        {"kind": "weighted to the window's variant traffic", "rows": rows, **facts, "seed": seed},
+        {"kind": "the served variants' training rows", "rows": int(chosen.sum()), **facts},
     )
 
 
@@ -425,7 +439,7 @@ class DriftMonitor:
     ) -> tuple[drift.DriftReport | None, dict[str, Any]]:
         names = [n for n in card.get("features", []) if n not in CLOCK_FEATURES]
         rows = self.warehouse.query(
-            "SELECT variant_id, features FROM predictions WHERE model_version = @version "
+            "SELECT variant_id, first_day, features FROM predictions WHERE model_version = @version "
             "AND fallback = FALSE AND features IS NOT NULL "
             "AND request_time >= @start AND request_time < @end",
             {"version": result.live_version, "start": result.window_start, "end": result.window_end},
@@ -436,8 +450,11 @@ class DriftMonitor:
         except ValueError as exc:
             result.notes.append(str(exc))
             return None, {"kind": "none", "rows": 0, "why": str(exc)}
-        reference = traffic_reference(
-            {n: columns[n] for n in names if n in columns}, reference_variants, current_variants
+        reference = served_reference(
+            {n: columns[n] for n in names if n in columns},
+            reference_variants,
+            current_variants,
+            self.settings.drift_min_reference_rows,
         )
         judged = {n: current[n] for n in names if n in reference.columns}
         edges = {

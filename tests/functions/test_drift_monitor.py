@@ -165,7 +165,7 @@ def test_a_quiet_window_is_recorded_without_alerts(parts: Parts, slack: SlackRec
     parts.warehouse.insert_rows("predictions", prediction_rows("1.1.0", 1500))
     result = monitor(parts).check(MODEL, check_id="c-1")
     assert result.report is not None and result.report.drifted == []
-    assert result.reference_scope["kind"].startswith("weighted")
+    assert result.reference_scope["kind"] == "the served variants' training rows"
     assert result.verdict.alerts == [] and not result.rollback_requested and not result.training_requested
     assert slack.received() == [] and parts.publisher.messages == []
     (row,) = parts.reports()
@@ -220,9 +220,12 @@ def test_a_failing_slack_never_fails_the_check(parts: Parts, slack: SlackReceive
 
 
 def test_a_quiet_hour_does_not_alarm(parts: Parts) -> None:
-    parts.warehouse.insert_rows("predictions", prediction_rows("1.1.0", 100, {"units_lag_7": 4.0}))
+    rows = prediction_rows("1.1.0", 100, {"units_lag_7": 4.0})
+    # a thousand more views of the same inputs are the same 100 observations
+    repeats = [{**row, "prediction_id": f"{row['prediction_id']}-{i}"} for i in range(10) for row in rows]
+    parts.warehouse.insert_rows("predictions", rows + repeats)
     result = monitor(parts).check(MODEL, check_id="c-1")
-    assert result.report is not None and result.report.drifted == []
+    assert result.report is not None and result.report.drifted == [] and result.current_rows == 100
     assert {e.status for e in result.report.features.values()} == {"insufficient"}
     assert not result.verdict.alerts
 

@@ -87,8 +87,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, slack: SlackReceiver) -> Ite
         "SHOPML_DEPLOY_LATENCY_SAMPLES": "10",
         "SHOPML_PREDICT_SAMPLE_RATE": "1",
         "SHOPML_SLACK_WEBHOOK_URL": slack.url,
-        "SHOPML_DRIFT_MIN_CURRENT_ROWS": "300",
-        "SHOPML_DRIFT_MIN_REFERENCE_ROWS": "300",
+        # 40 variants, one day: 40 observations a day (each distinct input of a variant-day once)
+        "SHOPML_DRIFT_MIN_CURRENT_ROWS": "30",
+        "SHOPML_DRIFT_MIN_REFERENCE_ROWS": "30",
         # 40 variants per call on a shared 2-core machine: the 50 ms budget would make some
         # answers fallbacks (feature_server_unavailable), whose inputs are not logged.
         "SHOPML_FEATURE_TIMEOUT_MS": "3000",
@@ -198,14 +199,14 @@ def test_shifted_inputs_alert_and_roll_back_once(stack: StackInfo, slack: SlackR
     wait_for("the model answering from online features", lambda: not ask(stack)["fallback"], timeout_s=30)
     serve_until_logged(stack, "1.0.0", 600)
     inputs = logged(stack, "1.0.0")
-    vectors = [
-        r["features"] if isinstance(r["features"], dict) else json.loads(r["features"]) for r in inputs
-    ]
+    # one reference row per variant-day, as the trainer's sample has (JSON: a dict from DuckDB)
+    distinct = {row["variant_id"]: row["features"] for row in inputs}
+    vectors = list(distinct.values())
     matrix = np.array([[vector[name] for name in MODEL_FEATURES] for vector in vectors])
     card = base_card()
     card["reference_sample"] = {
         **drift.encode_sample(matrix, MODEL_FEATURES),
-        "variant_ids": drift.encode_ids(np.array([r["variant_id"] for r in inputs])),
+        "variant_ids": drift.encode_ids(np.array(list(distinct))),
     }
     card["feature_importance"] = {
         "type": "gain",
@@ -218,8 +219,8 @@ def test_shifted_inputs_alert_and_roll_back_once(stack: StackInfo, slack: SlackR
     quiet = check(stack)
     assert quiet["live_version"] == "1.1.0" and quiet["status"] == "checked", quiet
     assert quiet["drifted_features"] == [] and quiet["alerts"] == [], quiet["reasons"]
-    assert quiet["features_judged"] >= len(HISTORY) and quiet["current_rows"] >= 400
-    assert json.loads(quiet["reference_scope"])["kind"].startswith("weighted")
+    assert quiet["features_judged"] >= len(HISTORY) and quiet["current_rows"] == len(VARIANTS)
+    assert json.loads(quiet["reference_scope"])["kind"] == "the served variants' training rows"
     assert slack.received() == []
 
     materialize(stack, 4.0, seed=2)  # the world moved: every history feature x4

@@ -17,7 +17,7 @@ from shared.monitoring.monitor import (
     check_request_from_message,
     decide,
     serving_columns,
-    traffic_reference,
+    served_reference,
 )
 
 D0 = date(2026, 11, 2)  # a Monday
@@ -204,23 +204,25 @@ def test_too_few_scored_rows_are_not_judged() -> None:
 # --- the reference ---------------------------------------------------------------------------------
 
 
-def test_the_reference_is_redrawn_to_the_windows_variant_traffic() -> None:
+def test_the_reference_is_the_served_variants_training_rows() -> None:
     rng = np.random.default_rng(1)
-    variants = np.repeat([1, 2, 3, 4], 1000)  # equal in training
+    variants = np.repeat([1, 2, 3, 4], 1000)
     values = {"x": variants.astype(float) * 10 + rng.normal(size=variants.size)}
-    current = np.array([1] * 900 + [2] * 100)  # shoppers look at variant 1
-    found = traffic_reference(values, variants, current, seed=3)
-    assert found.scope["kind"].startswith("weighted") and found.scope["traffic_covered"] == 1.0
-    share_of_1 = float(np.mean(found.columns["x"] < 15))
-    assert share_of_1 == pytest.approx(0.9, abs=0.02)
-    assert not np.any(found.columns["x"] > 25)  # variants 3 and 4 drop out
+    found = served_reference(values, variants, np.array([1, 1, 2, 9]), min_rows=100)
+    assert found.scope["kind"] == "the served variants' training rows"
+    assert found.scope["rows"] == 2000 and found.scope["window_share_in_reference"] == 0.75
+    assert np.all(found.columns["x"] < 25)  # variants 3 and 4 are not in the window
 
 
-def test_the_whole_sample_is_the_reference_without_ids_or_coverage() -> None:
+def test_the_whole_sample_is_the_reference_without_ids_coverage_or_rows() -> None:
     values = {"x": np.arange(100.0)}
-    assert traffic_reference(values, None, np.array([1])).scope["kind"] == "training population"
-    unseen = traffic_reference(values, np.ones(100, dtype=np.int64), np.array([7, 7, 7, 1]))
-    assert unseen.scope["kind"] == "training population" and unseen.scope["traffic_covered"] == 0.25
+    ids = np.repeat([1, 2], 50)
+    assert served_reference(values, None, np.array([1]), 10).scope["kind"] == "training population"
+    unseen = served_reference(values, ids, np.array([7, 7, 7, 1]), 10)
+    assert unseen.scope["kind"] == "training population" and unseen.scope["window_share_in_reference"] == 0.25
+    few = served_reference(values, ids, np.array([1]), 60)
+    assert few.scope["kind"] == "training population" and "fewer than 60" in few.scope["why"]
+    assert few.columns["x"].size == 100
 
 
 def test_card_reference_puts_product_age_at_horizon_one() -> None:
@@ -236,14 +238,17 @@ def test_card_reference_puts_product_age_at_horizon_one() -> None:
         card_reference({})
 
 
-def test_serving_rows_become_columns() -> None:
+def test_serving_rows_become_one_observation_per_distinct_input_of_a_variant_day() -> None:
     rows = [
-        {"variant_id": 1, "features": '{"price": 2.5, "units_lag_7": 1}'},
-        {"variant_id": 2, "features": {"price": 3.0}},
-        {"variant_id": 3, "features": None},
+        {"variant_id": 1, "first_day": D0, "features": '{"price": 2.5, "units_lag_7": 1}'},
+        {"variant_id": 1, "first_day": D0, "features": {"units_lag_7": 1, "price": 2.5}},  # a repeat view
+        {"variant_id": 2, "first_day": D0, "features": {"price": 3.0}},
+        {"variant_id": 2, "first_day": D0, "features": {"price": 3.5}},  # the price changed that day
+        {"variant_id": 1, "first_day": D0 + timedelta(days=1), "features": {"price": 2.5, "units_lag_7": 1}},
+        {"variant_id": 3, "first_day": D0, "features": None},
     ]
     columns, variants = serving_columns(rows, ["price", "units_lag_7"])
-    assert columns["price"].tolist() == [2.5, 3.0] and variants.tolist() == [1, 2]
+    assert columns["price"].tolist() == [2.5, 3.0, 3.5, 2.5] and variants.tolist() == [1, 2, 2, 1]
     assert columns["units_lag_7"][0] == 1.0 and np.isnan(columns["units_lag_7"][1])
 
 
