@@ -16,8 +16,8 @@ from shared.monitoring.monitor import (
     card_reference,
     check_request_from_message,
     decide,
-    serving_columns,
     served_reference,
+    serving_columns,
 )
 
 D0 = date(2026, 11, 2)  # a Monday
