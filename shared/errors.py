@@ -40,3 +40,8 @@ class WebhookRejected(PermanentError):
 
 class PublishFailed(TransientError):
     """Pub/Sub did not acknowledge a publish in time."""
+
+
+class StreamingBufferBusy(TransientError):
+    """BigQuery refused an UPDATE or DELETE: rows it would touch are still in the streaming
+    buffer (up to about 30 minutes after ``insertAll``). Retry later; nothing was changed."""

@@ -74,6 +74,32 @@ class FrameWarehouse(Warehouse, Protocol):
         ...
 
 
+class MutableWarehouse(Warehouse, Protocol):
+    """A ``Warehouse`` that can also take rows out or overwrite columns (both adapters do):
+    what privacy requests need (``shared.privacy``). Statements come from
+    ``shared.warehouse_dml``; ``where`` is one BigQuery-dialect predicate with ``@name``
+    parameters.
+
+    Errors: as ``query``; and on BigQuery ``StreamingBufferBusy`` (a ``TransientError``) while
+    a matching row is still in the streaming buffer (about 30 minutes after it was streamed),
+    which only a later attempt can get past.
+    """
+
+    def delete_rows(self, table: str, where: str, params: Mapping[str, Any] | None = None) -> int:
+        """Delete the rows of ``table`` matching ``where``; how many were deleted."""
+        ...
+
+    def update_rows(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        where: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Set top-level columns (``None``: NULL) of the rows matching ``where``; how many matched."""
+        ...
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model: its ONNX file and model card live at ``uri``."""
@@ -168,6 +194,10 @@ class ObjectStore(Protocol):
 
     def uri(self, key: str) -> str:
         """Where ``key`` lives, for humans and other tools: ``file:///...`` or ``gs://bucket/...``."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it existed. Removing a missing key is not an error."""
         ...
 
 

@@ -41,7 +41,13 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from shared.errors import ConfigurationError, PermanentError, ShopmlError, TransientError
+from shared.errors import (
+    ConfigurationError,
+    PermanentError,
+    ShopmlError,
+    StreamingBufferBusy,
+    TransientError,
+)
 from shared.sql_dialect import qualify_for_bigquery, views_in_dependency_order
 from shared.warehouse_schema import (
     Column,
@@ -233,6 +239,25 @@ def map_api_error(exc: BaseException, action: str) -> ShopmlError:
     return PermanentError(f"BigQuery {action}: {message}")
 
 
+_STREAMING_BUFFER = "streaming buffer"
+
+
+def map_dml_error(exc: BaseException) -> ShopmlError:
+    """``map_api_error`` for UPDATE / DELETE jobs, plus the streaming buffer.
+
+    BigQuery refuses a DML statement that would touch rows still in the streaming buffer
+    (``insertAll`` rows, for up to about 30 minutes, sometimes longer) with a 400 ``invalidQuery``
+    "UPDATE or DELETE statement over table ... would affect rows in the streaming buffer, which
+    is not supported". Nothing was changed and the same statement succeeds later, so it is a
+    ``StreamingBufferBusy`` (transient), not a permanent query error."""
+    if isinstance(exc, ShopmlError):
+        return exc
+    if _STREAMING_BUFFER in str(exc).lower():
+        first = str(exc).splitlines()[0]
+        return StreamingBufferBusy(f"BigQuery DML: rows are still in the streaming buffer: {first}")
+    return map_api_error(exc, "DML")
+
+
 # --------------------------------------------------------------------------------------------
 # The adapter
 # --------------------------------------------------------------------------------------------
@@ -368,6 +393,43 @@ class BigQueryWarehouse:
             return [dict(row.items()) for row in rows]
         except Exception as exc:
             raise map_api_error(exc, "query") from exc
+
+    def delete_rows(self, table: str, where: str, params: Mapping[str, Any] | None = None) -> int:
+        """Delete the rows of ``table`` matching ``where`` (a DML job); returns how many.
+
+        Raises ``StreamingBufferBusy`` while a row it would delete is still in the streaming
+        buffer (see ``map_dml_error``): nothing is deleted then, retry later."""
+        from shared.warehouse_dml import delete_statement
+
+        return self._dml(delete_statement(self.schema.table(table), where), params)
+
+    def update_rows(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        where: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Set top-level columns of the rows matching ``where`` (a DML job); how many matched.
+        ``StreamingBufferBusy`` as for ``delete_rows``."""
+        from shared.warehouse_dml import update_statement
+
+        sql, bound = update_statement(self.schema.table(table), values, where, params)
+        return self._dml(sql, bound)
+
+    def _dml(self, sql: str, params: Mapping[str, Any] | None) -> int:
+        bigquery = _bigquery()
+        self._ready()
+        config = bigquery.QueryJobConfig(
+            query_parameters=[query_parameter(name, value) for name, value in (params or {}).items()],
+            default_dataset=bigquery.DatasetReference(self.project, self.dataset),
+        )
+        try:
+            job = self.client.query(sql, job_config=config, retry=self._retry(), timeout=self.timeout_seconds)
+            job.result(timeout=self.timeout_seconds * 4)
+        except Exception as exc:
+            raise map_dml_error(exc) from exc
+        return int(job.num_dml_affected_rows or 0)
 
     def query_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """``query`` for large results, as a pandas DataFrame (through Arrow: no Python rows).

@@ -541,6 +541,43 @@ class DuckDBWarehouse:
             for row in rows
         ]
 
+    # -- deletes and updates (shared.ports.MutableWarehouse) ------------------------------
+
+    def delete_rows(self, table: str, where: str, params: Mapping[str, Any] | None = None) -> int:
+        """Delete the rows of ``table`` matching ``where`` (BigQuery dialect, ``@name``
+        parameters); returns how many. The row-id ledger keeps their ids, so a redelivered
+        message of a deleted row is still skipped (it does not come back)."""
+        from shared.warehouse_dml import delete_statement
+
+        return self._dml(delete_statement(self.schema.table(table), where), params)
+
+    def update_rows(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        where: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Set top-level columns of the rows matching ``where``; returns how many matched."""
+        from shared.warehouse_dml import update_statement
+
+        sql, bound = update_statement(self.schema.table(table), values, where, params)
+        return self._dml(sql, bound)
+
+    def _dml(self, sql: str, params: Mapping[str, Any] | None) -> int:
+        duckdb = _duckdb()
+        translated, bound = _bind(sql, params)
+        self._ready()
+        with self.connection() as cursor:
+            try:
+                cursor.begin()
+                found = cursor.execute(translated, bound).fetchall()
+                cursor.commit()
+            except duckdb.Error as exc:
+                self._rollback(cursor)
+                raise self._map_query_error(exc, sql, translated) from exc
+        return int(found[0][0]) if found and found[0] else 0
+
     # -- bulk paths (optional methods beyond the port: shared.ports.FrameWarehouse) --------
 
     def query_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

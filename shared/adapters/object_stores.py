@@ -74,6 +74,13 @@ class LocalObjectStore:
     def uri(self, key: str) -> str:
         return (self.root / key).as_uri() if key else self.root.as_uri()
 
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
 
 def _storage() -> Any:
     try:
@@ -174,6 +181,18 @@ class GcsObjectStore:
         except exceptions.GoogleAPICallError as exc:
             raise _map_gcs_error(exc, f"listing gs://{self.bucket_name}/{base}{prefix}") from exc
         return sorted(name[len(base) :] for name in names)
+
+    def delete(self, key: str) -> bool:
+        from google.api_core import exceptions
+
+        name = self._name(key)
+        try:
+            self._get_bucket().blob(name).delete()
+        except exceptions.NotFound:
+            return False
+        except exceptions.GoogleAPICallError as exc:
+            raise _map_gcs_error(exc, f"deleting gs://{self.bucket_name}/{name}") from exc
+        return True
 
     def uri(self, key: str) -> str:
         path = self._name(key) if key else self.prefix
