@@ -10,8 +10,9 @@ holds ``maximumAvailable`` points and refills at ``restoreRate`` points per seco
 standard plan's 100/s; 1,000 or 2,000 points depending on the plan and API version).
 
 Approximations, said here so nobody mistakes them for Shopify's exact figures: a plain list
-of objects (``Order.refunds``, ``taxLines``) is counted once per item actually returned and
-once when requesting; interfaces and unions count the selections of every fragment.
+of objects is requested at ``len(ids)`` (``nodes(ids:)``), its ``first`` argument
+(``Order.refunds(first:)``) or once (``taxLines``), and costs what it actually returned;
+interfaces and unions count the selections of every fragment.
 """
 
 from __future__ import annotations
@@ -110,8 +111,17 @@ class CostCalculator:
                 size = self._argument(node, "first") or self._argument(node, "last") or 0
                 total += 2 + int(size) * self._node_cost(named, node.selection_set)
             else:
-                total += 1 + self._requested(named, node.selection_set)
+                total += self._list_size(owner, node) * (1 + self._requested(named, node.selection_set))
         return total
+
+    def _list_size(self, owner: Any, node: FieldNode) -> int:
+        """How many objects a field may return: ``len(ids)`` for ``nodes(ids:)``, ``first`` for a
+        list with a ``first`` argument, else 1."""
+        ids = self._argument(node, "ids")
+        if isinstance(ids, list):
+            return max(len(ids), 1)
+        first = self._argument(node, "first")
+        return int(first) if isinstance(first, int) and first > 0 else 1
 
     def _node_cost(self, connection: GraphQLObjectType, selection_set: SelectionSetNode | None) -> int:
         """What one object of a connection costs: its own point plus its selections."""

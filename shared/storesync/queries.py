@@ -76,20 +76,27 @@ CURRENT_BULK = "{ currentBulkOperation { id status errorCode objectCount rootObj
 REFUNDS_BY_ID = f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Refund {{ {REFUND} }} }} }}"""
 REFUNDS_PER_CALL = 4
 
-ORDERS_CHANGED = f"""query($after: String, $q: String) {{
-  orders(first: 5, after: $after, query: $q, sortKey: UPDATED_AT) {{
-    nodes {{ {ORDER}
-      lineItems(first: 10) {{ nodes {{ {LINE_ITEM} }} pageInfo {{ hasNextPage endCursor }} }} }}
-    pageInfo {{ hasNextPage endCursor }} }} }}"""
+# Reconcile compares first (ids and updatedAt only: 2 points per order), then fetches in full
+# only what the warehouse lacks.
+ORDERS_CHANGED = """query($after: String, $q: String) {
+  orders(first: 250, after: $after, query: $q, sortKey: UPDATED_AT) {
+    nodes { id updatedAt refunds { id } } pageInfo { hasNextPage endCursor } } }"""
+
+ORDERS_BY_ID = f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Order {{ {ORDER}
+  lineItems(first: 10) {{ nodes {{ {LINE_ITEM} }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
+ORDERS_PER_CALL = 5
 
 MORE_LINE_ITEMS = f"""query($id: ID!, $after: String) {{ node(id: $id) {{ ... on Order {{
   lineItems(first: 50, after: $after) {{ nodes {{ {LINE_ITEM} }}
     pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
 
-PRODUCTS_CHANGED = f"""query($after: String, $q: String) {{
-  products(first: 10, after: $after, query: $q, sortKey: UPDATED_AT) {{
-    nodes {{ {PRODUCT} variants(first: 20) {{ nodes {{ {VARIANT} }} pageInfo {{ hasNextPage }} }} }}
-    pageInfo {{ hasNextPage endCursor }} }} }}"""
+PRODUCTS_CHANGED = """query($after: String, $q: String) {
+  products(first: 250, after: $after, query: $q, sortKey: UPDATED_AT) {
+    nodes { id updatedAt } pageInfo { hasNextPage endCursor } } }"""
+
+PRODUCTS_BY_ID = f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Product {{ {PRODUCT}
+  variants(first: 20) {{ nodes {{ {VARIANT} }} pageInfo {{ hasNextPage }} }} }} }} }}"""
+PRODUCTS_PER_CALL = 10
 
 LOCATIONS = """query($after: String) { locations(first: 50, after: $after) {
   nodes { id } pageInfo { hasNextPage endCursor } } }"""
