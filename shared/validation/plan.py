@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.privacy.scrub import redact_got, scrub_body
 from shared.storesync.pubsub_delivery import our_attributes
 from shared.times import as_utc, parse_timestamp
 from shared.validation.rows import BUILDERS, Pii, Rows, product_tombstone
@@ -152,6 +153,15 @@ def plan_load(
         schema_version, spec, api_known = schema.resolve(api_version)
         normalised = walker_of(spec)(doc, "", "", issues)
 
+    # Personal data never lands in clear in the raw and quarantine bodies (shared.privacy.scrub):
+    # a body with personal fields is stored with them replaced by keyed hashes.
+    stored_text, body_sha256 = body_text, None
+    if not store_pii and text is not None and type(doc) is dict:
+        kept = scrub_body(doc, topic, pii_hash_key.encode("utf-8"))
+        if kept is not doc:
+            stored_text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+            body_sha256 = hashlib.sha256(stored_text.encode("utf-8")).hexdigest()
+
     meta = {
         "webhook_id": webhook_id,
         "event_id": attrs.get("event_id") or None,
@@ -174,9 +184,9 @@ def plan_load(
         "received_at": received_at,
         "publish_time": as_utc(publish_time) if publish_time is not None else None,
         "attributes_json": json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        "body": body_text,
+        "body": stored_text,
         "body_encoding": encoding,
-        "body_sha256": hashlib.sha256(data).hexdigest(),
+        "body_sha256": body_sha256 or hashlib.sha256(data).hexdigest(),
         "status": "rejected" if rejected else "loaded",
         "loaded_at": now,
     }
@@ -185,6 +195,11 @@ def plan_load(
     )
     unknown = list(dict.fromkeys(issues.unknown))
     reasons = [Reason(*r) for r in issues.reasons]
+    if not store_pii:  # a reason or drift row about a personal field keeps the type, not the value
+        reasons = [Reason(r.path, r.expected, redact_got(r.path, r.got)) for r in reasons]
+        for row in drift_rows:
+            if row["got"]:
+                row["got"] = redact_got(row["field_path"], row["got"])
     if issues.unlisted:
         reasons.append(
             Reason("(more)", f"at most {len(issues.reasons)} reasons listed", f"{issues.unlisted} more")

@@ -508,11 +508,18 @@ def test_writes_include_raw_drift_and_rejection_with_ids() -> None:
 
 
 def test_raw_row_keeps_the_exact_body_and_attributes() -> None:
+    # Exact when the body holds nothing personal, or when STORE_PII keeps personal data in clear.
+    for data, options in [
+        (encode(fixture("products_create.json")) + b"  \n", {}),
+        (encode(fixture("orders_create.json")) + b"  \n", {"store_pii": True}),
+    ]:
+        topic = "products/create" if b"variants" in data else "orders/create"
+        raw = plan(data, topic, **options).raw_row
+        assert raw["body"].encode("utf-8") == data and raw["body_encoding"] == "utf-8"
+        assert raw["body_sha256"] == hashlib.sha256(data).hexdigest()
     data = encode(fixture("orders_create.json")) + b"  \n"
     result = plan(data)
     raw = result.raw_row
-    assert raw["body"].encode("utf-8") == data and raw["body_encoding"] == "utf-8"
-    assert raw["body_sha256"] == hashlib.sha256(data).hexdigest()
     assert json.loads(raw["attributes_json"]) == attributes("orders/create")
     assert raw["message_id"] == "msg-1" and raw["publish_time"] == NOW - timedelta(seconds=1)
     assert raw["triggered_at"] == datetime(2025, 3, 1, 11, 59, 58, tzinfo=UTC)
@@ -553,9 +560,40 @@ def test_no_email_phone_name_or_address_in_clear_by_default() -> None:
         ("customers_create.json", "customers/create", CUSTOMER_PII),
     ]:
         result = plan(fixture(name), topic, pii_hash_key="secret-key")
-        text = "\n".join(strings_in(result.rows_by_table) + strings_in(result.drift_rows))
+        text = "\n".join(
+            strings_in(result.rows_by_table) + strings_in(result.drift_rows) + [result.raw_row["body"]]
+        )
         for secret in secrets:
             assert secret not in text, f"{secret!r} in clear in {name}"
+        # ...nor in quarantine: a rejected body and its reasons are scrubbed the same way.
+        broken = dict(fixture(name), created_at="not a time", email=12345)
+        rejected = plan(broken, topic, pii_hash_key="secret-key")
+        assert rejected.rejection is not None
+        quarantine = rejected.rejection["body"] + json.dumps(rejected.rejection["reasons"])
+        for secret in secrets:
+            assert secret not in quarantine, f"{secret!r} in clear in the quarantined {name}"
+
+
+def test_raw_body_hashes_join_the_typed_hashes_and_load_the_same_rows() -> None:
+    body = fixture("orders_create.json")
+    result = plan(body, pii_hash_key="secret-key")
+    stored = json.loads(result.raw_row["body"])
+    order = result.rows_by_table["orders"][0]
+    assert stored["email"] == "hmac:" + order["email_hash"]
+    assert stored["customer"]["id"] == body["customer"]["id"] == order["customer_id"]
+    assert stored["total_price"] == body["total_price"]  # only personal fields change
+    assert result.raw_row["body_sha256"] == hashlib.sha256(result.raw_row["body"].encode()).hexdigest()
+    # Replaying the stored body loads the same typed rows, but for the personal columns' sources.
+    again = plan(stored, pii_hash_key="secret-key")
+    assert again.status == "loaded"
+    for table, rows in result.rows_by_table.items():
+        strip = {"email_hash", "phone_hash"}
+        assert [{k: v for k, v in r.items() if k not in strip} for r in again.rows_by_table[table]] == [
+            {k: v for k, v in r.items() if k not in strip} for r in rows
+        ]
+    # Without a key a personal value is "redacted": an unkeyed hash of an email is guessable.
+    unkeyed = json.loads(plan(body).raw_row["body"])
+    assert unkeyed["email"] == "redacted" and unkeyed["customer"]["first_name"] == "redacted"
 
 
 def test_pii_is_present_when_store_pii_is_on() -> None:
