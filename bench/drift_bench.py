@@ -104,7 +104,7 @@ def plain_loop(
         entry = FeatureDrift(
             name=name, kind="numeric", reference_rows=ref.size, current_rows=cur.size,
             missing_fraction_reference=0.0, missing_fraction_current=0.0,
-            psi=drift.psi(ref_share, cur_share, thresholds.psi_epsilon),
+            psi=drift.psi(ref_share, cur_share, thresholds.psi_epsilon), psi_bins=edges.size + 1,
         )  # fmt: skip
         entry.ks_statistic, entry.ks_pvalue = float(result.statistic), float(result.pvalue)
         entry.pvalue = entry.ks_pvalue

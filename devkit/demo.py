@@ -23,10 +23,14 @@ The simulated store is live now: its webhook window ends yesterday (UTC).
 Step 4 (``devkit/demo_serving.py``): ``deploy_model`` puts the first candidate live through
 its gates (Firestore live pointer); a training request for the next night registers a second
 version that goes live the same way; ``predict`` answers as a storefront calls it (latency
-percentiles in the report); a request on ``rollback-requests`` puts the first version back
-on every ``predict`` instance (``rollback_seconds``); and the real 85-day retail sample,
-imported with ``import-orders`` into a warehouse of its own, trains a model the baseline
-gate refuses.
+percentiles in the report); and the real 85-day retail sample, imported with
+``import-orders`` into a warehouse of its own, trains a model the baseline gate refuses.
+
+Step 5 (``devkit/demo_drift.py``): ``drift_monitor`` checks the storefront's inputs against
+the live model's training sample; the online history features are then shifted x4, the next
+check alerts the local Slack receiver and asks for a rollback, which puts the first version
+back on every ``predict`` instance (``rollback_seconds``); one more check asks for no second
+rollback. ``drift_alerts`` and the copied ``demo-report/drift.html`` are in the report.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit.local.processes import processes_with_marker
+from devkit.local.slack_receiver import SlackReceiver
 from devkit.local.stack import LOCAL_WEBHOOK_SECRET, LocalStack, StackInfo
 from shared.settings import REPO_ROOT
 from shared.validation import TYPED_TABLES
@@ -492,10 +497,13 @@ def stage_train(info: StackInfo, quick: bool, timeout_s: float = 300) -> dict[st
     }
 
 
-def stage_serving(info: StackInfo, quick: bool, report: dict[str, Any]) -> dict[str, Any]:
+def stage_serving(
+    info: StackInfo, quick: bool, report: dict[str, Any], slack: SlackReceiver
+) -> dict[str, Any]:
     """Step 4: the first model goes live, a second version follows through the gates, the
-    storefront calls predict, a rollback puts the first back; a real sample fails the gate."""
-    from devkit import demo_serving
+    storefront calls predict; Step 5: a drift check, an injected shift, the alert and the
+    rollback it asks for put the first back; a real sample fails the gate."""
+    from devkit import demo_drift, demo_serving
     from devkit.simulator.events import DEFAULT_SHOP_DOMAIN
 
     first = report["model_versions"][0]["version"]
@@ -505,7 +513,7 @@ def stage_serving(info: StackInfo, quick: bool, report: dict[str, Any]) -> dict[
     out.update(demo_serving.stage_second_version(info, night, first))
     variants = report["features"]["online"]["variants"]
     out.update(demo_serving.stage_predict(info, DEFAULT_SHOP_DOMAIN, variants, 100 if quick else 300))
-    out.update(demo_serving.stage_rollback(info, DEFAULT_SHOP_DOMAIN, variants[0]))
+    out.update(demo_drift.stage_drift(info, slack, DEFAULT_SHOP_DOMAIN))
     out.update(demo_serving.stage_gate_rejection(info))
     from shared.bootstrap import build_registry
 
@@ -546,7 +554,15 @@ def run(quick: bool) -> dict[str, Any]:
     say(
         "starting the local stack (Pub/Sub emulator, functions under functions-framework, push subscriptions)"
     )
-    stack = LocalStack(home, feature_server=True, predict_instances=2)
+    slack = SlackReceiver().start()  # drift_monitor's alerts land here
+    demo_env = {
+        "SHOPML_SLACK_WEBHOOK_URL": slack.url,
+        "SHOPML_PREDICT_SAMPLE_RATE": "1",  # every answer logged: the drift stage reads them
+        # The demo store serves 20-60 variants a day: that many observations a day (the cloud's
+        # default, 500, needs a store of that size or a longer window).
+        "SHOPML_DRIFT_MIN_CURRENT_ROWS": "15",
+    }
+    stack = LocalStack(home, feature_server=True, predict_instances=2, extra_env=demo_env)
     try:
         stack.down()  # a stack left over from an interrupted demo
     except Exception as exc:
@@ -563,9 +579,10 @@ def run(quick: bool) -> dict[str, Any]:
         report.update(stage_history(info, quick))
         report.update(stage_features(info, quick))
         report.update(stage_train(info, quick))
-        report.update(stage_serving(info, quick, report))
+        report.update(stage_serving(info, quick, report, slack))
     finally:
         stack.down()
+        slack.stop()
     left = processes_with_marker(info.stack_id)
     say(f"stack stopped; processes left behind: {len(left)}")
     report["processes_left_behind"] = len(left)

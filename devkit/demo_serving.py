@@ -1,5 +1,5 @@
-"""The demo's serving stages (Step 4): blue-green deploys, the storefront's call, a rollback,
-and a gate that refuses a model that has not earned it.
+"""The demo's serving stages (Step 4): blue-green deploys, the storefront's call and a gate
+that refuses a model that has not earned it.
 
 * ``stage_first_deploy``: the trainer's first candidate reaches ``model-events``;
   ``deploy_model`` runs the gates and flips the live pointer (Firestore emulator) to it.
@@ -7,9 +7,8 @@ and a gate that refuses a model that has not earned it.
   which goes live through the same gates.
 * ``stage_predict``: ``predict`` answered as a storefront calls it (per-shop bearer key), with
   latency percentiles from a short sequential run.
-* ``stage_rollback``: a request on ``rollback-requests`` (as ``drift_monitor`` will send);
-  the time from publishing it until every ``predict`` instance answers with the previous
-  version.
+* the rollback is Step 5's (``devkit/demo_drift.py``): ``drift_monitor`` asks for it when the
+  storefront's inputs shift.
 * ``stage_gate_rejection``: the real 85-day retail sample imported with ``import-orders`` into
   a warehouse of its own and trained there: the model does not beat every baseline, so it is
   registered but not promoted, and ``predict`` would answer with the best baseline.
@@ -20,7 +19,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -212,67 +210,6 @@ def stage_predict(info: StackInfo, shop: str, variants: list[int], requests_n: i
             "example": answer["predictions"][0],
             "requests": requests_n,
             "status_without_credentials": unauthorised,
-        },
-    }
-
-
-def stage_rollback(info: StackInfo, shop: str, variant: int, timeout_s: float = 30) -> dict[str, Any]:
-    """Publish a rollback request; time until every ``predict`` instance serves the previous version."""
-    import requests
-
-    from shared.adapters.pubsub import admin_clients
-
-    settings = info.settings()
-    model = settings.model_name
-    before = _pointer(info, model)
-    target = before.previous_version
-    if not target:
-        raise RuntimeError(f"nothing to roll back to: {before}")
-    key = _predict_keys(info)[shop]
-    body = {"shop_domain": shop, "horizon_days": 1, "items": [{"variant_id": variant}]}
-    urls = _predict_urls(info)
-    publisher, _ = admin_clients(settings)
-    request = {
-        "model": model,
-        "reason": "demo: the storefront's inputs moved (step 5's drift_monitor will send this)",
-        "requested_by": "demo",
-        "idempotency_key": f"demo-{uuid.uuid4()}",
-    }
-    seen: dict[str, float] = {}
-    with requests.Session() as session:
-        started = time.monotonic()
-        publisher.publish(settings.topic_path("rollback-requests"), json.dumps(request).encode()).result(
-            timeout=10
-        )
-        while len(seen) < len(urls):
-            for url in urls:
-                if url not in seen and _call(session, url, key, body)[2] == target:
-                    seen[url] = time.monotonic() - started
-            if time.monotonic() - started > timeout_s:
-                raise RuntimeError(f"after {timeout_s} s only {sorted(seen)} serve {target}")
-            time.sleep(0.02)
-        elapsed = max(seen.values())
-        # The same request again (same idempotency key) must change nothing.
-        publisher.publish(settings.topic_path("rollback-requests"), json.dumps(request).encode()).result(
-            timeout=10
-        )
-        time.sleep(2)
-    publisher.stop()
-    after = _pointer(info, model)
-    say(
-        f"rollback {before.live_version} -> {target}: every predict instance ({len(urls)}) served {target} "
-        f"{elapsed:.2f} s after the request was published; the same request again changed nothing "
-        f"(generation {after.generation}, live {after.live_version})"
-    )
-    return {
-        "rollback_seconds": round(elapsed, 2),
-        "live_version_final": after.live_version,
-        "rollback": {
-            "from": before.live_version,
-            "to": target,
-            "instances": len(urls),
-            "per_instance_seconds": {url: round(s, 2) for url, s in seen.items()},
-            "repeat_changed_nothing": after.live_version == target,
         },
     }
 

@@ -33,7 +33,8 @@ Non-finite numeric values (NaN, +-inf) and missing categories are left out of th
 and reported as ``missing_fraction`` per side.
 
 Verdicts (thresholds: ``DriftThresholds``, from settings ``SHOPML_DRIFT_*``)
-    numeric: |mean shift| > ``mean_shift_sigma`` (2), or PSI > ``psi`` (0.2), or the KS
+    numeric: |mean shift| > ``mean_shift_sigma`` (2), or PSI > ``psi`` (0.2) *and* beyond
+    chance (below), or the KS
     p-value, corrected for the number of features tested together (Holm by default, or
     Bonferroni), below ``alpha`` (0.01 family-wise) *and* the KS statistic at least
     ``min_ks_statistic`` (0.05). The p-value alone flags differences too small to matter once
@@ -41,8 +42,20 @@ Verdicts (thresholds: ``DriftThresholds``, from settings ``SHOPML_DRIFT_*``)
     alarm on noise in a small window. 0.05 and not 0.1: a pure scale change x1.5 of a normal
     feature has D = 0.097 and PSI = 0.19, a 0.25 sigma shift D = 0.099; a 0.1 floor would miss
     both (bench/RESULTS.md, Step 5).
-    categorical: PSI > ``psi``, or the corrected chi-square p-value below ``alpha`` and the
-    L-infinity distance at least ``min_linf`` (0.05).
+    categorical: PSI > ``psi`` and beyond chance, or the corrected chi-square p-value below
+    ``alpha`` and the L-infinity distance at least ``min_linf`` (0.05).
+    PSI beyond chance: PSI's size under no drift depends on the sample sizes (about
+    ``(B - 1) / n_eff`` for B bins, n_eff = n_ref n_cur / (n_ref + n_cur)): with 20 current
+    values and 10 bins, identical distributions give PSI ~0.5, over the 0.2 rule of thumb,
+    which was made for large samples. To second order PSI is the two-sample chi-square
+    statistic divided by n_eff, so ``n_eff * PSI`` is compared with chi-square(B - 1) and a
+    PSI verdict needs ``psi_pvalue`` below ``alpha`` / (features judged) (Bonferroni) as well.
+    That approximation, like any chi-square test, needs about 5 expected values per bin, and
+    with fewer an empty bin's ``psi_epsilon`` floor alone adds ~0.7 to PSI: so PSI counts
+    toward a verdict only from ``5 x bins`` current values (50 for deciles); below that the
+    KS test and the mean shift judge the feature (``psi_judged`` false; PSI is still
+    reported). At the sizes PSI is usually quoted for (thousands of rows) none of this
+    changes anything.
     A feature with fewer than ``min_current_rows`` (500) finite current values or
     ``min_reference_rows`` (1000) reference values is not judged (``status`` "insufficient"),
     so a quiet hour does not alarm, and it is not counted in the correction.
@@ -64,6 +77,7 @@ import numpy as np
 if TYPE_CHECKING:
     from shared.settings import Settings
 
+MIN_VALUES_PER_BIN = 5  # PSI counts toward a verdict from 5 x bins current values (chi-square's rule)
 MAX_AUTO_N = 10_000  # ks_2samp(method="auto"): exact p-value when both samples are this small
 CORRECTIONS = ("holm", "bonferroni")
 
@@ -311,6 +325,9 @@ class FeatureDrift:
     reasons: list[str] = field(default_factory=list)
     pvalue: float = 1.0  # the test's raw p-value (KS or chi-square)
     pvalue_adjusted: float = 1.0
+    psi_bins: int = 0  # bins (categories) PSI was summed over; 0: the thresholds' psi_bins
+    psi_pvalue: float | None = None  # chance of a PSI this large without drift (judge)
+    psi_judged: bool = False  # enough current values (5 per bin) for PSI to count (judge)
     # numeric
     ks_statistic: float | None = None
     ks_pvalue: float | None = None
@@ -335,6 +352,8 @@ class FeatureDrift:
                 ks_pvalue=self.ks_pvalue,
                 ks_pvalue_adjusted=self.pvalue_adjusted,
                 psi=self.psi,
+                psi_pvalue=self.psi_pvalue,
+                psi_judged=self.psi_judged,
                 mean_shift_sigma=self.mean_shift_sigma,
                 reference_mean=self.reference_mean,
                 current_mean=self.current_mean,
@@ -348,6 +367,8 @@ class FeatureDrift:
                 chi2_dof=self.chi2_dof,
                 linf=self.linf,
                 psi=self.psi,
+                psi_pvalue=self.psi_pvalue,
+                psi_judged=self.psi_judged,
             )
         base.update(
             drifted=self.drifted,
@@ -441,6 +462,7 @@ def numeric_drift(
     statistic, pvalue = ks_test(reference, ordered)
     entry.ks_statistic, entry.ks_pvalue, entry.pvalue = statistic, pvalue, pvalue
     entry.psi = psi(reference.shares, shares(bin_counts(ordered, reference.edges)), thresholds.psi_epsilon)
+    entry.psi_bins = int(reference.edges.size + 1)
     entry.current_mean = float(ordered.mean())
     entry.mean_shift_sigma = mean_shift_sigma(reference.mean, reference.std, entry.current_mean)
     if with_histogram:
@@ -489,6 +511,7 @@ def categorical_drift(
     entry.chi2_statistic, entry.chi2_pvalue, entry.chi2_dof, entry.pvalue = statistic, pvalue, dof, pvalue
     entry.linf = float(np.abs(c - r).max())
     entry.psi = psi(r, c, thresholds.psi_epsilon)
+    entry.psi_bins = int(labels.size)
     entry.histogram = {
         "labels": [str(label) for label in labels],
         "reference": [float(x) for x in r],
@@ -497,10 +520,21 @@ def categorical_drift(
     return entry
 
 
+def psi_pvalue(value: float, reference_rows: int, current_rows: int, bins: int) -> float:
+    """P(PSI >= value) without drift: ``chi2.sf(n_eff * PSI, bins - 1)`` (module docstring)."""
+    from scipy.stats import chi2
+
+    if not math.isfinite(value) or reference_rows <= 0 or current_rows <= 0:
+        return 1.0
+    effective = reference_rows * current_rows / (reference_rows + current_rows)
+    return float(chi2.sf(value * effective, max(bins - 1, 1)))
+
+
 def judge(entries: Iterable[FeatureDrift], thresholds: DriftThresholds) -> None:
     """Correct the judged features' p-values together, then give each its verdict and reasons."""
     judged = [entry for entry in entries if entry.status != "insufficient"]
     correct = holm if thresholds.correction == "holm" else bonferroni
+    psi_alpha = thresholds.alpha / max(len(judged), 1)
     for entry, adjusted in zip(judged, correct([e.pvalue for e in judged]), strict=True):
         entry.pvalue_adjusted = adjusted
         reasons: list[str] = []
@@ -522,8 +556,11 @@ def judge(entries: Iterable[FeatureDrift], thresholds: DriftThresholds) -> None:
                     f"category shares moved up to {linf:.3f} (>= {thresholds.min_linf:g}) with corrected "
                     f"chi-square p {adjusted:.2g} < {thresholds.alpha:g}"
                 )
-        if entry.psi > thresholds.psi:
-            reasons.append(f"PSI {entry.psi:.3f} > {thresholds.psi:g}")
+        bins = entry.psi_bins or thresholds.psi_bins
+        entry.psi_pvalue = psi_pvalue(entry.psi, entry.reference_rows, entry.current_rows, bins)
+        entry.psi_judged = entry.current_rows >= MIN_VALUES_PER_BIN * bins
+        if entry.psi_judged and entry.psi > thresholds.psi and entry.psi_pvalue < psi_alpha:
+            reasons.append(f"PSI {entry.psi:.3f} > {thresholds.psi:g} (chance p {entry.psi_pvalue:.2g})")
         entry.reasons = reasons
         entry.drifted = bool(reasons)
         entry.status = "drifted" if reasons else "ok"

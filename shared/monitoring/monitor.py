@@ -12,9 +12,10 @@ Steps (``DriftMonitor.check``):
    code ``shopml drift`` runs). Two corrections make the two sides comparable:
 
    * *the clock is not drift*: ``horizon``, ``dow``, ``month`` and ``shop_trading_weekday``
-     describe the forecast day, and a window of hours holds one or two weekdays: they are
-     not judged (``CLOCK_FEATURES``). ``product_age_days`` grows with the horizon, so the
-     reference rows are put at horizon 1 (``age - (horizon - 1)``).
+     describe the forecast day, and a window of hours holds one or two weekdays;
+     ``product_age_days`` advances with the calendar, so serving, always at the end of the
+     training window, sees every product older than most training rows did. They are not
+     judged (``CLOCK_FEATURES``).
    * *serving traffic is not the training population*: shoppers look at some variants far
      more than others, and every sampled page view logs the same input again. The training
      sample has one row per (variant, day, horizon), so the window is counted the same way:
@@ -86,10 +87,9 @@ from shared.settings import Settings
 TABLE = "drift_reports"
 ROLLBACK_TOPIC = "rollback-requests"
 TRAINING_TOPIC = "training-requests"
-CLOCK_FEATURES: tuple[str, ...] = ("horizon", "dow", "month", "shop_trading_weekday")
+CLOCK_FEATURES: tuple[str, ...] = ("horizon", "dow", "month", "shop_trading_weekday", "product_age_days")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("product_type_code",)
 MIN_COVERAGE = 0.5  # share of the window's observations whose variant the reference holds
-MISSING = -1.0  # the model's missing value (shared.training.dataset.MISSING; not imported: lightgbm)
 
 
 def utc_now() -> datetime:
@@ -138,15 +138,11 @@ class Reference:
 
 
 def card_reference(card: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """The card's reference sample (``product_age_days`` put at horizon 1) and its variants."""
+    """The card's reference sample as columns, and each row's variant (None: not kept)."""
     sample = card.get("reference_sample")
     if not isinstance(sample, Mapping) or "data" not in sample:
         raise ValueError("the live model's card has no reference sample (trained before step 5)")
     columns = drift.decode_sample(sample)
-    if "product_age_days" in columns and "horizon" in columns:
-        age = columns["product_age_days"]
-        known = age != MISSING
-        columns["product_age_days"] = np.where(known, age - (columns["horizon"] - 1.0), age)
     variants = drift.decode_ids(sample["variant_ids"]) if sample.get("variant_ids") else None
     return columns, variants
 

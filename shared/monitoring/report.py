@@ -121,7 +121,8 @@ def render(report: DriftReport, title: str = "Drift report", context: Mapping[st
         for key, value in (context or {}).items()
     )
     rules = (
-        f"mean shift beyond {thresholds.mean_shift_sigma:g} reference sd; PSI above {thresholds.psi:g} "
+        f"mean shift beyond {thresholds.mean_shift_sigma:g} reference sd; PSI above {thresholds.psi:g} and "
+        f"beyond chance (chi-square on n_eff x PSI, Bonferroni at {thresholds.alpha:g}) "
         f"({thresholds.psi_bins} reference-quantile bins, open outer bins, empty-bin share "
         f"{thresholds.psi_epsilon:g}); KS (categories: chi-square) p-value {thresholds.correction}-"
         f"corrected below {thresholds.alpha:g} with D at least {thresholds.min_ks_statistic:g} (L∞ at "

@@ -297,3 +297,32 @@ def test_trained_card_carries_sample_psi_bins_and_gain_importance() -> None:
     assert sum(importance["share"].values()) == pytest.approx(1.0)
     assert any(gain > 0 for gain in importance["gain"].values())
     json.dumps(card["reference_sample"])  # JSON as it is stored
+
+
+def test_psi_of_a_small_sample_must_also_be_beyond_chance() -> None:
+    """60 current values from the reference's own distribution: PSI over the 0.2 rule of thumb
+    by chance alone (about (bins - 1) / n); the chance test keeps it from alarming, and a real
+    shift of the same small sample still counts."""
+    rng = np.random.default_rng(5)
+    reference = {"x": rng.normal(size=20_000)}
+    thresholds = DriftThresholds(min_current_rows=10)
+    same = compare(reference, {"x": rng.normal(size=60)}, thresholds).features["x"]
+    assert same.psi > 0.2 and same.psi_judged and same.psi_pvalue is not None and same.psi_pvalue > 0.01
+    assert not same.drifted
+    moved = compare(reference, {"x": rng.normal(loc=3.0, size=60)}, thresholds).features["x"]
+    assert moved.drifted and moved.psi_pvalue is not None and moved.psi_pvalue < 1e-6
+    # n_eff x PSI against chi-square(bins - 1), as documented
+    expected = stats.chi2.sf(same.psi * 20_000 * 60 / 20_060, same.psi_bins - 1)
+    assert same.psi_pvalue == pytest.approx(expected) and same.psi_bins == 10
+
+
+def test_psi_does_not_judge_fewer_than_five_values_per_bin() -> None:
+    """Discrete values, 20 current rows over 10 bins: empty bins alone push PSI past 0.2 (their
+    floor) and make its chance test meaningless; KS and the mean shift judge the feature."""
+    rng = np.random.default_rng(7)
+    reference = {"x": rng.poisson(1.5, size=20_000).astype(float)}
+    thresholds = DriftThresholds(min_current_rows=10)
+    entry = compare(reference, {"x": rng.poisson(1.5, size=20).astype(float)}, thresholds).features["x"]
+    assert not entry.psi_judged and not entry.drifted
+    moved = compare(reference, {"x": rng.poisson(6.0, size=20).astype(float)}, thresholds).features["x"]
+    assert not moved.psi_judged and moved.drifted and not any(r.startswith("PSI") for r in moved.reasons)

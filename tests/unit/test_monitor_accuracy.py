@@ -225,15 +225,17 @@ def test_the_whole_sample_is_the_reference_without_ids_coverage_or_rows() -> Non
     assert few.columns["x"].size == 100
 
 
-def test_card_reference_puts_product_age_at_horizon_one() -> None:
+def test_card_reference_gives_columns_and_variants() -> None:
     matrix = np.array([[1, 100.0], [5, 104.0], [3, -1.0]], dtype=np.float32)
     sample = {
-        **drift.encode_sample(matrix, ["horizon", "product_age_days"]),
+        **drift.encode_sample(matrix, ["horizon", "price"]),
         "variant_ids": drift.encode_ids(np.array([7, 8, 9])),
     }
     columns, variants = card_reference({"reference_sample": sample})
-    assert columns["product_age_days"].tolist() == [100.0, 100.0, -1.0]  # missing stays missing
-    assert variants.tolist() == [7, 8, 9]
+    assert columns["price"].tolist() == [100.0, 104.0, -1.0] and columns["horizon"].tolist() == [1, 5, 3]
+    assert variants is not None and variants.tolist() == [7, 8, 9]
+    no_ids = card_reference({"reference_sample": drift.encode_sample(matrix, ["horizon", "price"])})
+    assert no_ids[1] is None
     with pytest.raises(ValueError, match="no reference sample"):
         card_reference({})
 
