@@ -608,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         and len(report.get("model_versions", [])) >= 2
         and report.get("live_version_final") == report["model_versions"][0]["version"]
         and report.get("gate_rejection", {}).get("decision") == "reject"
+        and report.get("drift_alerts", 0) >= 1
+        and report.get("drift", {}).get("second_rollback_requested") is False
     )
     say("OK: nothing lost" if ok else "PROBLEM: see the report")
     return 0 if ok else 1
