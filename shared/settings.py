@@ -192,6 +192,8 @@ class Settings:
     backfill_history_days: int = 548  # shopml backfill: this many days of history (about 18 months)
     reconcile_overlap_minutes: int = 60  # reconcile: each window starts this long before the watermark
     sync_state_url: str = ""  # watermarks, uninstalled shops, backfill progress: file:///dir or gs://b/p
+    # Step 6: privacy requests (shared/privacy, functions/compliance): data-request exports go here.
+    privacy_exports_url: str = ""  # file:///dir (default .shopml/privacy-exports) or gs://bucket/prefix
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -286,6 +288,7 @@ class Settings:
             backfill_history_days=_int(env, "SHOPML_BACKFILL_HISTORY_DAYS", 548),
             reconcile_overlap_minutes=_int(env, "SHOPML_RECONCILE_OVERLAP_MINUTES", 60),
             sync_state_url=env.get("SHOPML_SYNC_STATE") or f"file://{home / 'sync'}",
+            privacy_exports_url=env.get("SHOPML_PRIVACY_EXPORTS") or f"file://{home / 'privacy-exports'}",
         )
         if settings.predict_sample_rate > 1:
             raise ConfigurationError("SHOPML_PREDICT_SAMPLE_RATE is a share of answers: 0 to 1")
@@ -335,6 +338,10 @@ class Settings:
         if not settings.sync_state_url.startswith(("file://", "gs://")):
             raise ConfigurationError(
                 f"SHOPML_SYNC_STATE={settings.sync_state_url!r}: use file:///dir or gs://bucket/prefix"
+            )
+        if not settings.privacy_exports_url.startswith(("file://", "gs://")):
+            raise ConfigurationError(
+                f"SHOPML_PRIVACY_EXPORTS={settings.privacy_exports_url!r}: use file:///dir or gs://bucket/prefix"
             )
         if settings.publish_timeout_seconds >= 5.0:
             raise ConfigurationError(
