@@ -76,7 +76,8 @@ locals {
   # stored state of the changed variants (shared/features/push.py, warehouse.query).
   # tests/infra/test_bigquery.py finds the functions whose code queries and holds this list to it.
   # drift_monitor reads the predictions window, realised sales and earlier drift_reports.
-  bigquery_job_users = [for name in ["validate_load", "drift_monitor"] : name if contains(keys(local.functions), name)]
+  # reconcile compares the Admin API's changes with the latest-state views and raw_events.
+  bigquery_job_users = [for name in ["validate_load", "drift_monitor", "reconcile"] : name if contains(keys(local.functions), name)]
 
   # The Shopify webhook secrets: readable by ingest_webhook (webhook HMAC) and predict (the app
   # proxy's signature uses the same app secrets), nobody else.
@@ -173,13 +174,26 @@ locals {
       contains(local.report_writers, name) ? { SHOPML_REPORTS = "gs://${module.monitoring.reports_bucket_name}/drift-reports" } : {},
     )
   }
-  # Every per-function variable, feature server and serving alike.
+  # Store syncing (Step 6, Shopify side; docs/store-sync.md): reconcile reads each connected
+  # shop's Admin API access token from a secret of its own (shopify-token-<shop, dots as ->; the
+  # value is added with gcloud, never through Terraform) and keeps its watermarks in
+  # module.storesync's bucket.
+  token_readers = [for name in ["reconcile"] : name if contains(keys(local.functions), name)]
+  function_storesync_env = {
+    for name in local.token_readers : name => {
+      SHOPML_SYNC_STATE           = module.storesync.sync_state_url
+      SHOPML_SHOPIFY_TOKEN_SECRET = "shopify-token-{shop}"
+      SHOPML_SHOPIFY_API_VERSION  = var.shopify_api_version
+    }
+  }
+  # Every per-function variable: feature server, serving and store syncing alike.
   function_environment = {
     for name in keys(local.functions) : name => merge(
       lookup(local.function_feature_env, name, {}),
       local.function_serving_env[name],
+      lookup(local.function_storesync_env, name, {}),
     )
-    if length(merge(lookup(local.function_feature_env, name, {}), local.function_serving_env[name])) > 0
+    if length(merge(lookup(local.function_feature_env, name, {}), local.function_serving_env[name], lookup(local.function_storesync_env, name, {}))) > 0
   }
 }
 
@@ -394,6 +408,15 @@ module "scheduler" {
       message     = { model = var.model_name }
       paused      = var.training_paused
     }
+    # Every 4 hours: reconcile compares each connected shop's recent changes with the warehouse.
+    shopml-reconcile = {
+      description = "shopml: ask reconcile to fill in what webhooks missed for every connected shop."
+      schedule    = var.reconcile_schedule
+      time_zone   = "Etc/UTC"
+      topic_id    = module.pubsub.topic_ids["reconcile"]
+      message     = {}
+      paused      = var.reconcile_paused
+    }
     # Hourly drift and accuracy check of the live model (drift_monitor, shared/monitoring/monitor.py).
     shopml-drift-checks = {
       description = "shopml: ask drift_monitor to check ${var.model_name}'s serving inputs and accuracy."
@@ -404,6 +427,25 @@ module "scheduler" {
       paused      = var.drift_checks_paused
     }
   }
+
+  depends_on = [google_project_service.this]
+}
+
+# Store syncing: reconcile's sync-state bucket (watermarks, uninstalled shops, backfill
+# progress), one Admin API token secret per connected shop (readable by reconcile only) and,
+# when the shops deliver through Pub/Sub, Shopify's publisher grant on shopify-events only.
+module "storesync" {
+  source = "./infra/modules/storesync"
+
+  project_id              = var.project_id
+  region                  = var.region
+  bucket_name             = "${var.project_id}-shopml-sync"
+  labels                  = local.labels
+  state_writers           = { for name in local.token_readers : name => module.iam.function_members[name] }
+  shops                   = toset([for shop in var.shopify_shops : lower(shop)])
+  token_readers           = { for name in local.token_readers : name => module.iam.function_members[name] }
+  delivery_topic_id       = module.pubsub.topic_ids["shopify-events"]
+  shopify_pubsub_delivery = var.shopify_pubsub_delivery
 
   depends_on = [google_project_service.this]
 }

@@ -122,3 +122,13 @@ output "materialize_job" {
   description = "Cloud Run Job of the nightly feature materialization (gcloud run jobs execute <this> --region <region> runs it by hand)."
   value       = module.features.materialize_job
 }
+
+output "sync_state_url" {
+  description = "SHOPML_SYNC_STATE for shopml connect and backfill run by an operator (reconcile has it already)."
+  value       = module.storesync.sync_state_url
+}
+
+output "shop_token_secrets" {
+  description = "Secret Manager secret per connected shop: add the Admin API token with gcloud secrets versions add."
+  value       = module.storesync.token_secret_ids
+}

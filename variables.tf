@@ -504,3 +504,50 @@ variable "slack_webhook_url" {
   sensitive   = true
   ephemeral   = true
 }
+
+# --- store syncing (Step 6, Shopify side; docs/store-sync.md) ----------------------------------
+
+variable "shopify_shops" {
+  type        = list(string)
+  description = "Connected shops (x.myshopify.com): each gets a Secret Manager secret shopify-token-<shop> for its Admin API access token, readable by reconcile."
+  default     = []
+
+  validation {
+    condition     = alltrue([for shop in var.shopify_shops : can(regex("^[a-z0-9][a-z0-9-]*\\.myshopify\\.com$", lower(shop)))])
+    error_message = "shopify_shops must be *.myshopify.com domains."
+  }
+}
+
+variable "shopify_api_version" {
+  type        = string
+  description = "Admin API version reconcile calls (SHOPML_SHOPIFY_API_VERSION), a quarterly release."
+  default     = "2025-10"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-(01|04|07|10)$", var.shopify_api_version))
+    error_message = "shopify_api_version must be a quarterly release, YYYY-01, -04, -07 or -10."
+  }
+}
+
+variable "shopify_pubsub_delivery" {
+  type        = bool
+  description = "Let Shopify publish webhooks to shopify-events itself (shopml connect --pubsub): grants delivery@shopify-pubsub-webhooks.iam.gserviceaccount.com publisher on that topic only."
+  default     = false
+}
+
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cloud Scheduler cron (UTC) of the reconcile passes (every 4 hours by default)."
+  default     = "0 */4 * * *"
+
+  validation {
+    condition     = can(regex("^\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+$", trimspace(var.reconcile_schedule)))
+    error_message = "reconcile_schedule must be a unix-cron expression with five fields, e.g. \"0 */4 * * *\"."
+  }
+}
+
+variable "reconcile_paused" {
+  type        = bool
+  description = "Pause the reconcile Scheduler job."
+  default     = false
+}

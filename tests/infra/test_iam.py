@@ -96,6 +96,7 @@ def test_each_secret_is_readable_only_by_the_functions_that_need_it() -> None:
         ("features", "materializer_reads_redis_auth"),  # the nightly job writes to Redis
         ("features", "server_reads_redis_auth"),
         ("secrets", "accessor"),
+        ("storesync", "token_reader"),  # each shop's Admin API token, reconcile only (test_storesync)
     ]
     _, _, _, grant = next(r for r in accessors if r[0].name == "secrets")
     assert grant["role"] == "roles/secretmanager.secretAccessor"

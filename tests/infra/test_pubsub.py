@@ -33,6 +33,10 @@ def test_functions_publish_only_to_the_topics_they_list() -> None:
     assert sorted((d.name, n) for d, _, n in publishers) == [
         ("functions", "publisher"),
         ("pubsub", "dead_letter_publisher"),
+        (
+            "storesync",
+            "shopify_delivery",
+        ),  # Shopify's Pub/Sub delivery, on shopify-events only (test_storesync)
         ("vertex", "trainer_publishes_model_events"),  # the trainer announces registered versions
     ]
 

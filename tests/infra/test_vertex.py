@@ -91,7 +91,7 @@ def test_scheduler_publishes_nightly_to_the_training_requests_topic() -> None:
         for sub in TOPOLOGY["subscriptions"].values()
     )
     jobs = named_blocks(REPO, "module")["scheduler"]["jobs"]
-    assert list(jobs) == ["shopml-nightly-training", "shopml-drift-checks"]
+    assert list(jobs) == ["shopml-nightly-training", "shopml-reconcile", "shopml-drift-checks"]
     drift = jobs["shopml-drift-checks"]
     assert drift["topic_id"] == 'module.pubsub.topic_ids["drift-checks"]'
     assert drift["schedule"] == "var.drift_check_schedule" and set(drift["message"]) == {"model"}
