@@ -146,6 +146,8 @@ class AsyncGroupCommitPublisher:
         try:
             # Shielded: a caller that gives up must not cancel the others' connection.
             await asyncio.shield(sender.connecting)
+        except asyncio.CancelledError:
+            raise  # this caller gave up; the connection goes on for the others
         except BaseException:
             with self._lock:
                 if self._by_loop.get(loop) is sender and sender.stub is None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -197,3 +198,73 @@ def test_the_served_function_runs_on_the_asgi_path(stack) -> None:  # type: igno
     response = requests.get(stack.url("ingest_webhook"), timeout=5)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
     assert response.headers["server"] == "uvicorn"  # gunicorn's Uvicorn worker, not gthread + Flask
+
+
+def test_unavailable_is_retried_until_the_broker_answers_within_the_deadline() -> None:
+    import grpc
+    import grpc.aio
+    from google.pubsub_v1 import types
+
+    from devkit.local.processes import free_port
+
+    port = free_port()
+    request_cls, response_cls = types.PublishRequest.pb(), types.PublishResponse.pb()
+
+    async def answer(request: Any, context: Any) -> Any:
+        return response_cls(message_ids=["late-but-stored"])
+
+    handler = grpc.method_handlers_generic_handler(
+        "google.pubsub.v1.Publisher",
+        {
+            "Publish": grpc.unary_unary_rpc_method_handler(
+                answer,
+                request_deserializer=request_cls.FromString,
+                response_serializer=response_cls.SerializeToString,
+            )
+        },
+    )
+    settings = Settings.from_env(
+        {"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{port}", "SHOPML_PUBLISH_TIMEOUT_SECONDS": "4"}
+    )
+
+    async def broker_comes_up_late() -> tuple[str, float]:
+        publisher = AsyncGroupCommitPublisher(settings)
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handler,))
+
+        async def start_later() -> None:
+            await asyncio.sleep(0.5)  # the first attempts find nothing listening: UNAVAILABLE
+            server.add_insecure_port(f"127.0.0.1:{port}")
+            await server.start()
+
+        starter = asyncio.create_task(start_later())
+        started = time.monotonic()
+        try:
+            message_id = await publisher.publish("shopify-events", b"x", {})
+            return message_id, time.monotonic() - started
+        finally:
+            await starter
+            await publisher.aclose()
+            await server.stop(None)
+
+    message_id, elapsed = asyncio.run(broker_comes_up_late())
+    assert message_id == "late-but-stored"
+    assert 0.5 <= elapsed < 4.0
+
+
+def test_nothing_listening_is_retried_then_fails_by_the_deadline() -> None:
+    import grpc.aio  # noqa: F401 - imported before the clock starts (the first publish imports it)
+    from google.pubsub_v1 import types  # noqa: F401
+
+    from devkit.local.processes import free_port
+
+    settings = Settings.from_env(
+        {"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}", "SHOPML_PUBLISH_TIMEOUT_SECONDS": "1"}
+    )
+    publisher = AsyncGroupCommitPublisher(settings)
+    started = time.monotonic()
+    with pytest.raises(PublishFailed):
+        asyncio.run(publisher.publish("shopify-events", b"x", {}))
+    elapsed = time.monotonic() - started
+    # UNAVAILABLE retried with backoff (0.05 + 0.1 + 0.2 + 0.4 s) while a retry fits, then given up.
+    assert 0.7 <= elapsed < 2.5
