@@ -163,6 +163,22 @@ class Accuracy:
         raw = entry.get("rmsse", {}).get("weighted") if metric == "rmsse" else entry.get(metric)
         return float("nan") if raw is None else float(raw)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Accuracy:
+        """An ``Accuracy`` back from ``to_json`` (undefined numbers stay None: ``value`` reads NaN)."""
+        window = data["window"]
+        return cls(
+            first_day=date.fromisoformat(window["first_day"]),
+            last_day=date.fromisoformat(window["last_day"]),
+            rows=int(data["rows"]),
+            variants=int(data["variants"]),
+            actual_units=float(data["actual_units"]),
+            forecasters=dict(data.get("forecasters") or {}),
+            best_baseline=data.get("best_baseline"),
+            shop_week=dict(data.get("shop_week") or {}),
+            last_7_days=dict(data.get("last_7_days") or {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return _clean(
             {

@@ -468,6 +468,19 @@ class DriftMonitor:
         return report, reference.scope
 
     def _accuracy(self, result: CheckResult) -> acc.Accuracy | None:
+        """Scored once per live version and day: realised sales change once a day (the last
+        complete day), and the realised units come from the feature SQL over ~12 weeks, too
+        costly to run hourly in BigQuery for the same answer. Later checks that day reuse it."""
+        midnight = datetime.combine(result.checked_at.date(), datetime.min.time(), UTC)
+        earlier = self.warehouse.query(
+            "SELECT checked_at, accuracy FROM drift_reports WHERE model = @model AND live_version = @version "
+            "AND status = 'checked' AND checked_at >= @midnight AND accuracy IS NOT NULL "
+            "AND accuracy <> 'null' ORDER BY checked_at DESC",
+            {"model": result.model, "version": result.live_version, "midnight": midnight},
+        )
+        if earlier:
+            result.notes.append(f"accuracy as scored at {earlier[0]['checked_at']} (sales change once a day)")
+            return acc.Accuracy.from_json(json.loads(earlier[0]["accuracy"]))
         last_day = result.checked_at.date() - timedelta(days=1)
         first_day = last_day - timedelta(days=self.settings.accuracy_window_days - 1)
         rows = self.warehouse.query(

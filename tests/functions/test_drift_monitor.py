@@ -291,3 +291,39 @@ def test_accuracy_is_scored_against_realised_sales(parts: Parts) -> None:
     (row,) = parts.reports()
     assert row["shop_week_accuracy"] == pytest.approx(result.accuracy.shop_week["accuracy"])
     assert row["shop_week_accuracy"] < 0.85 and "accuracy_floor" in row["alerts"]
+
+
+def test_accuracy_is_scored_once_a_day_and_reused_by_later_checks(parts: Parts) -> None:
+    day = NOW.date() - timedelta(days=3)
+    parts.warehouse.insert_rows(
+        "predictions",
+        [
+            {
+                **prediction_rows("1.1.0", 1, seed=9)[0],
+                "prediction_id": f"acc-{v}",
+                "variant_id": int(v),
+                "first_day": day,
+                "units": [5.0],
+                "features": None,
+            }
+            for v in VARIANTS
+        ],
+    )
+    reads: list[tuple[date, date]] = []
+
+    def read_daily(start: date, end: date) -> pd.DataFrame:
+        reads.append((start, end))
+        return pd.DataFrame(
+            [{"variant_id": int(v), "date": pd.Timestamp(day), "units": 4.0} for v in VARIANTS]
+        )
+
+    first = monitor(parts)
+    first.read_daily = read_daily
+    scored = first.check(MODEL, check_id="c-1")
+    later = monitor(parts, NOW + timedelta(seconds=1))  # the same day
+    later.read_daily = read_daily
+    reused = later.check(MODEL, check_id="c-2")
+    assert len(reads) == 1 and scored.accuracy is not None and reused.accuracy is not None
+    assert reused.accuracy.rows == scored.accuracy.rows == len(VARIANTS)
+    assert reused.accuracy.value("model", "wape") == pytest.approx(scored.accuracy.value("model", "wape"))
+    assert any("sales change once a day" in note for note in reused.notes)
