@@ -538,10 +538,12 @@ def write_report(report: dict[str, Any]) -> Path:
         f"<td><pre>{html.escape(json.dumps(v, indent=1, default=str))}</pre></td></tr>"
         for k, v in report.items()
     )
+    drift_link = ' The latest <a href="drift.html">drift report</a>.' if report.get("drift_report") else ""
+    generated = html.escape(report["generated_at"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>shopml demo report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}th{{text-align:left;vertical-align:top;
 padding-right:1rem}}pre{{margin:0}}td,th{{border-bottom:1px solid #ddd;padding:.3rem}}</style></head><body>
-<h1>shopml demo</h1><p>Generated {html.escape(report["generated_at"])}; see <code>report.json</code>.</p>
+<h1>shopml demo</h1><p>Generated {generated}; see <code>report.json</code>.{drift_link}</p>
 <table>{rows}</table></body></html>"""
     (REPORT_DIR / "index.html").write_text(page)
     return REPORT_DIR
