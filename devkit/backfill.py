@@ -196,7 +196,7 @@ def backfill(
     poll_interval: float = 1.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     say: Callable[[str], None] = print,
-    progress: Callable[..., Progress] = Progress,
+    progress: Callable[..., Any] = Progress,
     concurrency: int = 8,
 ) -> BackfillReport:
     started = time.monotonic()
@@ -276,7 +276,7 @@ def _stream_stage(
     api_version: str,
     batch_size: int,
     now: Callable[[], datetime],
-    progress: Callable[..., Progress],
+    progress: Callable[..., Any],
     concurrency: int,
 ) -> None:
     shop = admin.shop

@@ -217,7 +217,9 @@ class BulkRunner:
             )
             self.operations[op.id] = op
             self._current[shop] = op.id
-        bulk_ctx = Context(ctx.store, ctx.data, ctx.scopes, bulk=True, bulk_runner=self)
+        with ctx.store.lock:
+            snapshot = ctx.data.snapshot()
+        bulk_ctx = Context(ctx.store, snapshot, ctx.scopes, bulk=True, bulk_runner=self)
         threading.Thread(target=self._run, args=(op, bulk_ctx), daemon=True, name="standin-bulk").start()
         return {"bulkOperation": op.node(), "userErrors": []}
 
@@ -238,10 +240,9 @@ class BulkRunner:
         time.sleep(self.delay_s)
         op.status = "RUNNING"
         try:
-            with ctx.store.lock:
-                result = graphql_sync(
-                    SCHEMA, op.query, root_value=ROOT, context_value=ctx, field_resolver=field_resolver
-                )
+            result = graphql_sync(
+                SCHEMA, op.query, root_value=ROOT, context_value=ctx, field_resolver=field_resolver
+            )
             if result.errors:
                 op.status, op.error_code = "FAILED", "INTERNAL_SERVER_ERROR"
                 return

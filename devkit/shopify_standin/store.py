@@ -12,6 +12,7 @@ object. Deleting a product records a ``DeletionEvent``, as Shopify does.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -330,6 +331,23 @@ class ShopData:
     deletion_events: list[JsonDict] = field(default_factory=list)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     latest_event: datetime | None = None
+
+    def snapshot(self) -> ShopData:
+        """A copy of the shop's indexes (the objects themselves are shared): a bulk query runs
+        on it without holding the store's lock, as Shopify's bulk operations do not hold up
+        other requests."""
+        return dataclasses.replace(
+            self,
+            orders=dict(self.orders),
+            order_refunds={k: dict(v) for k, v in self.order_refunds.items()},
+            products=dict(self.products),
+            variants=dict(self.variants),
+            inventory_items=dict(self.inventory_items),
+            levels=dict(self.levels),
+            locations=dict(self.locations),
+            deletion_events=list(self.deletion_events),
+            subscriptions=dict(self.subscriptions),
+        )
 
 
 class StoreState:

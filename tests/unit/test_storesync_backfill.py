@@ -8,10 +8,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from devkit.backfill import MissingAllOrdersScope, backfill
+from devkit.backfill import BackfillReport, MissingAllOrdersScope, backfill
 from devkit.direct_load import DirectLoader
 from devkit.shopify_standin import StandIn
 from devkit.simulator import StoreSimulator
@@ -64,12 +65,12 @@ def standin() -> Iterator[tuple[StandIn, StoreSimulator]]:
 
 
 def run(
-    standin: StandIn, warehouse: DuckDBWarehouse, state: SyncState, loader: DirectLoader, **kwargs: object
-):  # type: ignore[no-untyped-def]
+    standin: StandIn, warehouse: DuckDBWarehouse, state: SyncState, loader: DirectLoader, **kwargs: Any
+) -> tuple[BackfillReport, ShopifyAdmin]:
     admin = ShopifyAdmin(SHOP, TOKEN, admin_url=standin.url)
     report = backfill(
         admin, loader, state, since=SINCE, api_version="2025-10", warehouse=warehouse, poll_interval=0.02,
-        now=lambda: NOW, say=lambda _: None, progress=Quiet, batch_size=40, concurrency=1, **kwargs,  # type: ignore[arg-type]
+        now=lambda: NOW, say=lambda _: None, progress=Quiet, batch_size=40, concurrency=1, **kwargs,
     )  # fmt: skip
     return report, admin
 
