@@ -77,7 +77,8 @@ locals {
   # tests/infra/test_bigquery.py finds the functions whose code queries and holds this list to it.
   # drift_monitor reads the predictions window, realised sales and earlier drift_reports.
   # reconcile compares the Admin API's changes with the latest-state views and raw_events.
-  bigquery_job_users = [for name in ["validate_load", "drift_monitor", "reconcile"] : name if contains(keys(local.functions), name)]
+  # compliance reads and redacts the warehouse with queries and DML jobs (shared/privacy).
+  bigquery_job_users = [for name in ["validate_load", "drift_monitor", "reconcile", "compliance"] : name if contains(keys(local.functions), name)]
 
   # The Shopify webhook secrets: readable by ingest_webhook (webhook HMAC) and predict (the app
   # proxy's signature uses the same app secrets), nobody else.
@@ -174,6 +175,11 @@ locals {
       contains(local.report_writers, name) ? { SHOPML_REPORTS = "gs://${module.monitoring.reports_bucket_name}/drift-reports" } : {},
     )
   }
+  # Privacy requests (functions/compliance): data-request exports in module.privacy's bucket.
+  privacy_exporters = [for name in ["compliance"] : name if contains(keys(local.functions), name)]
+  function_privacy_env = {
+    for name in local.privacy_exporters : name => { SHOPML_PRIVACY_EXPORTS = module.privacy.exports_url }
+  }
   # Store syncing (Step 6, Shopify side; docs/store-sync.md): reconcile reads each connected
   # shop's Admin API access token from a secret of its own (shopify-token-<shop, dots as ->; the
   # value is added with gcloud, never through Terraform) and keeps its watermarks in
@@ -186,14 +192,15 @@ locals {
       SHOPML_SHOPIFY_API_VERSION  = var.shopify_api_version
     }
   }
-  # Every per-function variable: feature server, serving and store syncing alike.
+  # Every per-function variable: feature server, serving, store syncing and privacy alike.
   function_environment = {
     for name in keys(local.functions) : name => merge(
       lookup(local.function_feature_env, name, {}),
       local.function_serving_env[name],
       lookup(local.function_storesync_env, name, {}),
+      lookup(local.function_privacy_env, name, {}),
     )
-    if length(merge(lookup(local.function_feature_env, name, {}), local.function_serving_env[name], lookup(local.function_storesync_env, name, {}))) > 0
+    if length(merge(lookup(local.function_feature_env, name, {}), local.function_serving_env[name], lookup(local.function_storesync_env, name, {}), lookup(local.function_privacy_env, name, {}))) > 0
   }
 }
 
@@ -446,6 +453,22 @@ module "storesync" {
   token_readers           = { for name in local.token_readers : name => module.iam.function_members[name] }
   delivery_topic_id       = module.pubsub.topic_ids["shopify-events"]
   shopify_pubsub_delivery = var.shopify_pubsub_delivery
+
+  depends_on = [google_project_service.this]
+}
+
+# Privacy requests (functions/compliance, shared/privacy): the data-request export bucket with
+# its retention rule, and compliance's grants on it and on the dead-letter hold subscriptions.
+module "privacy" {
+  source = "./infra/modules/privacy"
+
+  project_id                = var.project_id
+  region                    = var.region
+  bucket_name               = "${var.project_id}-shopml-privacy-exports"
+  export_retention_days     = var.privacy_export_retention_days
+  exporters                 = { for name in local.privacy_exporters : name => module.iam.function_members[name] }
+  dead_letter_subscriptions = module.pubsub.dead_letter_hold_subscription_ids
+  labels                    = local.labels
 
   depends_on = [google_project_service.this]
 }

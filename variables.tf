@@ -551,3 +551,9 @@ variable "reconcile_paused" {
   description = "Pause the reconcile Scheduler job."
   default     = false
 }
+
+variable "privacy_export_retention_days" {
+  type        = number
+  description = "Days a customers/data_request export is kept in the privacy export bucket before it is deleted."
+  default     = 30
+}
