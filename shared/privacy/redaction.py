@@ -285,6 +285,17 @@ def shop_tables(warehouse: MutableWarehouse) -> list[str]:
     )
 
 
+def shop_variant_ids(warehouse: MutableWarehouse, shop: str) -> list[int]:
+    """The shop's variant ids the warehouse knows (the feature store's entities)."""
+    rows = warehouse.query(
+        "SELECT DISTINCT id AS variant_id FROM variants WHERE shop_domain = @shop "
+        "UNION DISTINCT SELECT DISTINCT variant_id FROM order_line_items "
+        "WHERE shop_domain = @shop AND variant_id IS NOT NULL",
+        {"shop": shop},
+    )
+    return sorted({int(row["variant_id"]) for row in rows})
+
+
 def erase_shop_rows(warehouse: MutableWarehouse, shop: str, touched: Touched) -> None:
     for table in shop_tables(warehouse):
         touched.add(table, "deleted", warehouse.delete_rows(table, "shop_domain = @shop", {"shop": shop}))

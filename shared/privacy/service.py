@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.errors import TransientError
 from shared.ports import MutableWarehouse, ObjectStore
+from shared.privacy.feature_store import FeatureStoreEraser
 from shared.privacy.redaction import (
     AUDIT_TABLE,
     EXPORTS_PREFIX,
@@ -41,6 +42,7 @@ from shared.privacy.redaction import (
     message_concerns_shop,
     purge_dead_letters,
     redact_typed,
+    shop_variant_ids,
 )
 from shared.privacy.requests import CUSTOMER_REDACT, DATA_REQUEST, SHOP_REDACT, PrivacyRequest
 from shared.privacy.scrub import keyed_hash
@@ -52,12 +54,15 @@ PENDING = "pending"
 @dataclass(frozen=True)
 class PrivacyDeps:
     """What a privacy request needs: built from settings by ``shared.privacy.wiring``; tests
-    pass fakes. ``dead_letters`` None: no dead-letter subscriptions to purge (a bare warehouse)."""
+    pass fakes. ``dead_letters`` None: no dead-letter subscriptions to purge (a bare warehouse);
+    ``feature_store`` None: no feature-store copy this process can reach (the cloud: see
+    ``shared.privacy.feature_store``)."""
 
     warehouse: MutableWarehouse
     exports: ObjectStore
     hash_key: bytes
     dead_letters: DeadLetterQueue | None = None
+    feature_store: FeatureStoreEraser | None = None  # None: no copy to erase here (the cloud's TTL)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -150,6 +155,10 @@ def run_steps(request: PrivacyRequest, deps: PrivacyDeps, touched: Touched, now:
         return None
     if request.topic == SHOP_REDACT:
         shop = request.shop_domain
+        if deps.feature_store is not None:  # first: the variant ids come from the rows erased next
+            touched.add(
+                "online_store", "deleted", deps.feature_store.erase(shop_variant_ids(warehouse, shop))
+            )
         erase_shop_rows(warehouse, shop, touched)
         delete_exports(deps.exports, f"{EXPORTS_PREFIX}/{shop}/", touched)
         purge_dead_letters(deps.dead_letters, lambda d, a: message_concerns_shop(d, a, shop), touched)
