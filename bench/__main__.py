@@ -12,6 +12,7 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 BENCHMARKS = [
     "ingest", "validation", "warehouse", "pipeline", "training", "import", "predict", "serving", "drift",
+    "backfill",
 ]  # fmt: skip
 
 

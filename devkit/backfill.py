@@ -65,6 +65,8 @@ class StageReport:
     skipped: int = 0
     operation: str = ""
     resumed_at: int = 0
+    bulk_seconds: float = 0.0  # starting (or re-polling) the bulk query until it completed
+    stream_seconds: float = 0.0  # downloading, converting and publishing its objects
 
 
 @dataclass
@@ -162,7 +164,7 @@ MORE_REFUND_LINES = (
     + " totalTaxSet "
     + queries.MONEY
     + " lineItem { "
-    + queries.LINE_ITEM
+    + queries.REFUND_LINE_ITEM
     + " } } pageInfo { hasNextPage endCursor } } } } }"
 )
 
@@ -233,6 +235,7 @@ def backfill(
             info.update(operation=op, offset=0)
             state.set_backfill(shop, record)
 
+        clock = time.monotonic()
         status = run_bulk_query(
             admin,
             bulk_queries[stage],
@@ -240,12 +243,14 @@ def backfill(
             poll_interval=poll_interval,
             on_started=started_operation,
         )
+        stage_report.bulk_seconds = time.monotonic() - clock
         stage_report.operation = status["id"]
         total = int(status.get("objectCount") or 0)
         if status.get("url"):
             _stream_stage(admin, publisher, state, record, stage, info, status["url"], total, stage_report,
                           warehouse=warehouse, api_version=api_version, batch_size=batch_size, now=now,
                           progress=progress, concurrency=concurrency)  # fmt: skip
+        stage_report.stream_seconds = time.monotonic() - clock - stage_report.bulk_seconds
         info["done"] = True
         state.set_backfill(shop, record)
         say(

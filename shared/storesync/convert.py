@@ -100,7 +100,7 @@ def line_item_body(node: Mapping[str, Any]) -> JsonDict:
         "variant_title": node.get("variantTitle"),
         "vendor": node.get("vendor"),
         "name": node.get("name"),
-        "quantity": node["quantity"],
+        "quantity": node.get("quantity"),
         "current_quantity": node.get("currentQuantity"),
         "price": _money(node.get("originalUnitPriceSet")),
         "price_set": _money_set(node.get("originalUnitPriceSet")),

@@ -29,9 +29,12 @@ ORDER = f"""id name createdAt updatedAt processedAt cancelledAt cancelReason clo
   shippingAddress {ADDRESS} billingAddress {ADDRESS}
   refunds {{ id createdAt updatedAt }}"""
 
+# A refund line needs of its line item only what refund_line_items keeps (3 points, not 13).
+REFUND_LINE_ITEM = "id sku quantity variant { id } product { id }"
+
 REFUND = f"""id createdAt updatedAt note
   refundLineItems(first: 10) {{ nodes {{ id quantity restockType restocked
-    subtotalSet {MONEY} totalTaxSet {MONEY} lineItem {{ {LINE_ITEM} }} }} pageInfo {{ hasNextPage }} }}
+    subtotalSet {MONEY} totalTaxSet {MONEY} lineItem {{ {REFUND_LINE_ITEM} }} }} pageInfo {{ hasNextPage }} }}
   transactions(first: 5) {{ nodes {{ id kind status gateway createdAt processedAt amountSet {MONEY}
     parentTransaction {{ id }} }} }}"""
 
@@ -74,7 +77,7 @@ CURRENT_BULK = "{ currentBulkOperation { id status errorCode objectCount rootObj
 # --- paginated (reconcile, and details the bulk result cannot carry) ---------------------------
 
 REFUNDS_BY_ID = f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Refund {{ {REFUND} }} }} }}"""
-REFUNDS_PER_CALL = 4
+REFUNDS_PER_CALL = 8
 
 # Reconcile compares first (ids and updatedAt only: 2 points per order), then fetches in full
 # only what the warehouse lacks.
