@@ -267,3 +267,16 @@ def test_hold_subscriptions_are_one_per_dead_letter_topic_of_the_topology() -> N
         "pipeline-dlq-hold",
         "shopify-events-dlq-hold",
     ]
+
+
+def test_redact_customer_runs_the_request_in_process_and_answers_the_same_twice(tmp_path: Path) -> None:
+    from shared.privacy.wiring import redact_customer
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    load_history(warehouse)
+    settings = Settings.from_env({"SHOPML_HOME": str(tmp_path / "home"), "SHOPML_PII_HASH_KEY": KEY})
+    first = redact_customer(warehouse, settings, SHOP, A_ID, email=A_EMAIL, order_ids=[A_ORDER])
+    assert first.status == "completed" and first.redacted_rows == 11
+    assert traces(warehouse, [str(A_ID), A_EMAIL]) == {}
+    again = redact_customer(warehouse, settings, SHOP, A_ID, email=A_EMAIL, order_ids=[A_ORDER])
+    assert again.status == "already_done" and again.redacted_rows == first.redacted_rows
