@@ -58,8 +58,8 @@ def redact_customer(
     dead_letters: bool = False,
 ) -> PrivacyOutcome:
     """``customers/redact`` of one customer, run in process (the demo, an operator): the same
-    steps and audit row as the compliance function, with ``local-redact:<shop>:<hash of the id>`` as the
-    request id, so running it again changes nothing and answers the same counts
+    steps and audit row as the compliance function, with ``local-redact:<shop>:<hash of the
+    id>`` as the request id, so running it again changes nothing and answers the same counts
     (``outcome.redacted_rows``). ``dead_letters``: also drop held dead letters about the
     customer (needs the Pub/Sub emulator or the cloud; each empty hold subscription costs a
     pull timeout)."""
