@@ -13,10 +13,12 @@ written (docs/DESIGN.md, "Personal data"):
   agent, notes), at any depth. A ``customers/*`` body is itself a customer. Ids, country and
   province codes, amounts and everything else stay, so the body still validates and loads the
   same typed rows (apart from the personal columns, which are hashed there anyway).
-* **By what.** A string becomes ``"hmac:" + HMAC-SHA256(SHOPML_PII_HASH_KEY, value)`` in hex,
-  email and phone normalised as in the typed tables (so ``hmac:<x>`` in a body equals that
-  row's ``email_hash`` ``<x>``: joinable, not readable). Without a key: ``"redacted"`` (an
-  unkeyed hash of an email is reversed by guessing). Numbers (coordinates) become null.
+* **By what.** Email and phone become ``"hmac:" + HMAC-SHA256(SHOPML_PII_HASH_KEY, value)``
+  in hex, normalised as in the typed tables (so ``hmac:<x>`` in a body equals that row's
+  ``email_hash`` ``<x>``: joinable, not readable); without a key ``"redacted"`` (an unkeyed
+  hash of an email is reversed by guessing). Names, streets, city, zip, IP and notes become
+  ``"redacted"``: the typed tables keep no hash of them either, so a hash would only link
+  deliveries by a person. Numbers (coordinates) become null.
 * **Integrity.** ``body_sha256`` is the digest of the stored body: an unkeyed digest of the
   original would let anyone holding the scrubbed body confirm a guessed email.
 * **Redaction.** ``anonymise_body`` takes a stored body and removes what still links it to
@@ -65,6 +67,9 @@ PERSONAL_FIELDS = frozenset(
         "multipass_identifier",
     }
 )
+# Personal fields kept as keyed hashes (they join the typed tables' email_hash / phone_hash);
+# every other personal field becomes "redacted": nothing links it to anything.
+HASHED_FIELDS = frozenset({"email", "contact_email", "phone"})
 # Every field name whose value may be personal somewhere: reasons and drift rows about these
 # paths keep the JSON type of what was found, never the value.
 ANY_PERSONAL = TOP_LEVEL_PERSONAL | PERSONAL_FIELDS
@@ -87,7 +92,7 @@ def _replacement(key: bytes, field: str, value: Any) -> Any:
     if value is None or value == "":
         return value
     if isinstance(value, str):
-        digest = keyed_hash(key, field, value)
+        digest = keyed_hash(key, field, value) if field in HASHED_FIELDS else None
         return HASH_PREFIX + digest if digest else REDACTED
     if isinstance(value, (bool, dict, list)):
         return value
@@ -105,17 +110,22 @@ def _scrub_container(value: Any, replace: Replace) -> Any:
     if not isinstance(value, dict):
         return value
     changed: dict[str, Any] | None = None
-    for name, item in value.items():
-        if name in PERSONAL_FIELDS and not isinstance(item, (dict, list)):
-            new = replace(name, item)
-        elif isinstance(item, (dict, list)):
-            new = _scrub_container(item, replace)
-        else:
+    for name in value.keys() & PERSONAL_FIELDS:
+        item = value[name]
+        if isinstance(item, (dict, list)):
             continue
+        new = replace(name, item)
         if new is not item and new != item:
             if changed is None:
                 changed = dict(value)
             changed[name] = new
+    for name, item in value.items():
+        if type(item) is dict or type(item) is list:
+            new = _scrub_container(item, replace)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[name] = new
     return value if changed is None else changed
 
 
@@ -141,7 +151,18 @@ def _scrub(doc: Mapping[str, Any], topic: str | None, replace: Replace) -> Mappi
 def scrub_body(doc: Mapping[str, Any], topic: str | None, key: bytes) -> Mapping[str, Any]:
     """The body to store for ``doc`` (a parsed webhook body): personal fields replaced by keyed
     hashes. Returns ``doc`` itself when it holds nothing personal (the exact body is kept)."""
-    return _scrub(doc, topic, lambda field, value: _replacement(key, field, value))
+    # An order repeats the same email and phone in several places: each distinct value is
+    # hashed once (HMAC is most of the cost).
+    seen: dict[tuple[str, Any], Any] = {}
+
+    def replace(field: str, value: Any) -> Any:
+        kind = field if field in ("email", "contact_email", "phone") else ""
+        found = seen.get((kind, value), seen)
+        if found is seen:
+            found = seen[(kind, value)] = _replacement(key, field, value)
+        return found
+
+    return _scrub(doc, topic, replace)
 
 
 def _to_null(field: str, value: Any) -> Any:

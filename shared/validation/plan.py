@@ -159,8 +159,8 @@ def plan_load(
     if not store_pii and text is not None and type(doc) is dict:
         kept = scrub_body(doc, topic, pii_hash_key.encode("utf-8"))
         if kept is not doc:
-            stored_text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
-            body_sha256 = hashlib.sha256(stored_text.encode("utf-8")).hexdigest()
+            stored = dump_json(kept)
+            stored_text, body_sha256 = stored.decode("utf-8"), hashlib.sha256(stored).hexdigest()
 
     meta = {
         "webhook_id": webhook_id,
@@ -316,6 +316,22 @@ def _pick_parser() -> Callable[[bytes, str], Any]:
 
 
 parse_json: Callable[[bytes, str], Any] = _pick_parser()
+
+
+def _pick_dumper() -> Callable[[Any], bytes]:
+    """Compact UTF-8 JSON: pydantic_core's Rust encoder (about 2.5x ``json.dumps``) when installed."""
+    try:
+        from pydantic_core import to_json
+    except ImportError:  # pragma: no cover - the stdlib encoder writes the same JSON, only slower
+
+        def stdlib_json(value: Any) -> bytes:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+        return stdlib_json
+    return to_json
+
+
+dump_json: Callable[[Any], bytes] = _pick_dumper()
 
 
 def _drift_rows(
