@@ -100,6 +100,7 @@ def _replacement(key: bytes, field: str, value: Any) -> Any:
 
 
 Replace = Callable[[str, Any], Any]
+_TOP_LEVEL_SCRUBBED = TOP_LEVEL_PERSONAL | PERSONAL_CONTAINERS
 
 
 def _scrub_container(value: Any, replace: Replace) -> Any:
@@ -134,13 +135,14 @@ def _scrub(doc: Mapping[str, Any], topic: str | None, replace: Replace) -> Mappi
         scrubbed: Any = _scrub_container(doc, replace)
         return scrubbed
     changed: dict[str, Any] | None = None
-    for name, item in doc.items():
-        if name in TOP_LEVEL_PERSONAL and not isinstance(item, (dict, list)):
+    for name in doc.keys() & _TOP_LEVEL_SCRUBBED:  # the result does not depend on the order
+        item = doc[name]
+        if name in TOP_LEVEL_PERSONAL:
+            if isinstance(item, (dict, list)):
+                continue
             new = replace(name, item)
-        elif name in PERSONAL_CONTAINERS:
-            new = _scrub_container(item, replace)
         else:
-            continue
+            new = _scrub_container(item, replace)
         if new is not item and new != item:
             if changed is None:
                 changed = dict(doc)
