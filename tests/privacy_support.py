@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from shared.envelope import PubSubMessage
+from shared.errors import StreamingBufferBusy
 from shared.loading import load
 from shared.logs import get_logger
 from shared.privacy.requests import PrivacyRequest, parse_privacy_request
@@ -216,3 +217,59 @@ def rows_of_shop(warehouse: Any, shop: str) -> dict[str, int]:
             if n:
                 found[table] = n
     return found
+
+
+BUFFER = timedelta(minutes=30)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class StreamingBufferWarehouse:
+    """A warehouse (DuckDB in the tests) that refuses UPDATE and DELETE as BigQuery does: while
+    a table holds rows streamed less than 30 minutes ago that the statement would touch."""
+
+    def __init__(self, inner: Any, clock: Clock) -> None:
+        self.inner, self.clock = inner, clock
+        self.schema = inner.schema
+        self.streamed: dict[str, datetime] = {}
+        self.refusals = 0
+
+    def _stream(self, tables: Any) -> None:
+        for table in tables:
+            self.streamed[table] = self.clock()
+
+    def insert_rows(self, table: str, rows: Any, row_ids: Any = None) -> None:
+        self.inner.insert_rows(table, rows, row_ids)
+        self._stream([table])
+
+    def write_batch(self, rows_by_table: Mapping[str, Any], row_ids_by_table: Any = None) -> None:
+        self.inner.write_batch(rows_by_table, row_ids_by_table)
+        self._stream(rows_by_table)
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        return self.inner.query(sql, params)
+
+    def _refuse_if_buffered(self, table: str, where: str, params: Any) -> None:
+        at = self.streamed.get(table)
+        if at is None or self.clock() - at >= BUFFER:
+            return
+        hit = self.inner.query(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", params)[0]["n"]  # noqa: S608
+        if hit:
+            self.refusals += 1
+            raise StreamingBufferBusy(
+                f"UPDATE or DELETE statement over table {table} would affect rows in the streaming buffer"
+            )
+
+    def delete_rows(self, table: str, where: str, params: Any = None) -> int:
+        self._refuse_if_buffered(table, where, params)
+        return self.inner.delete_rows(table, where, params)
+
+    def update_rows(self, table: str, values: Mapping[str, Any], where: str, params: Any = None) -> int:
+        self._refuse_if_buffered(table, where, params)
+        return self.inner.update_rows(table, values, where, params)

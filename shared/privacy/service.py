@@ -8,10 +8,10 @@
    redact → typed tables, raw and quarantine bodies, exports, dead letters; shop redact →
    every table with the shop's rows, exports, dead letters.
 3. Appends one audit row: ``completed`` with ``completed_at`` and the rows touched per place
-   summed over every attempt; or, when a step raised ``TransientError`` (BigQuery's streaming
-   buffer, an unavailable service), ``pending`` with what this attempt did and why it stopped,
-   and re-raises, so Pub/Sub redelivers with backoff and the next attempt carries on (every
-   step is idempotent, so it redoes only what is left).
+   summed over every attempt; or, when a step raised (``StreamingBufferBusy`` from BigQuery's
+   streaming buffer, an unavailable service, a missing permission), ``pending`` with what this
+   attempt did and why it stopped, and re-raises, so Pub/Sub redelivers with backoff and the
+   next attempt carries on (every step is idempotent, so it redoes only what is left).
 
 The audit table is append-only (``insert_rows``), never updated, so the streaming buffer never
 blocks writing it. It holds the customer only as a keyed hash of the id.
@@ -19,12 +19,13 @@ blocks writing it. It holds the customer only as a keyed hash of the id.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import TransientError
+from shared.errors import ShopmlError
 from shared.ports import MutableWarehouse, ObjectStore
 from shared.privacy.feature_store import FeatureStoreEraser
 from shared.privacy.redaction import (
@@ -167,7 +168,7 @@ def run_steps(request: PrivacyRequest, deps: PrivacyDeps, touched: Touched, now:
 
 
 def handle_request(request: PrivacyRequest, deps: PrivacyDeps) -> PrivacyOutcome:
-    """Do ``request`` once (see the module docstring). Raises ``TransientError`` after
+    """Do ``request`` once (see the module docstring). Raises what a step raised after
     recording a pending attempt, so the caller lets Pub/Sub redeliver."""
     earlier = previous_attempts(deps.warehouse, request.request_id)
     if any(row["status"] == COMPLETED for row in earlier):
@@ -187,8 +188,8 @@ def handle_request(request: PrivacyRequest, deps: PrivacyDeps) -> PrivacyOutcome
     touched = Touched()
     try:
         export_uri = run_steps(request, deps, touched, now)
-    except TransientError as exc:
-        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    except ShopmlError as exc:  # transient (the streaming buffer) or not: pending, and raised
+        detail = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
         row = audit_row(
             request,
             deps.hash_key,
@@ -198,7 +199,8 @@ def handle_request(request: PrivacyRequest, deps: PrivacyDeps) -> PrivacyOutcome
             attempted_at=now,
             detail=detail,
         )
-        deps.warehouse.insert_rows(AUDIT_TABLE, [row], [f"{request.request_id}:attempt:{attempt}"])
+        with contextlib.suppress(ShopmlError):  # the warehouse may be what failed: keep that error
+            deps.warehouse.insert_rows(AUDIT_TABLE, [row], [f"{request.request_id}:attempt:{attempt}"])
         raise
     total = Touched()
     for row in earlier:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,22 @@ from cloudevents.http import CloudEvent
 from shared import bootstrap
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.envelope import PubSubMessage
+from shared.errors import ConfigurationError
 from shared.settings import Settings
-from tests.privacy_support import A_EMAIL, A_ID, A_ORDER, A_PHONE, A_TRACES, KEY, SHOP, load_history, traces
+from tests.privacy_support import (
+    A_EMAIL,
+    A_ID,
+    A_ORDER,
+    A_PHONE,
+    A_TRACES,
+    KEY,
+    NOW,
+    SHOP,
+    Clock,
+    StreamingBufferWarehouse,
+    load_history,
+    traces,
+)
 from tests.privacy_support import privacy_message as message
 
 
@@ -116,3 +131,41 @@ def test_malformed_requests_are_acknowledged_and_change_nothing(
     assert why in capsys.readouterr().out
     assert traces(warehouse, A_TRACES) == before
     assert warehouse.query("SELECT COUNT(*) AS n FROM privacy_audit") == [{"n": 0}]
+
+
+def test_a_redaction_blocked_by_the_streaming_buffer_answers_500_until_it_completes(
+    function_client: Any, warehouse: DuckDBWarehouse
+) -> None:
+    clock = Clock(NOW)
+    refusing = StreamingBufferWarehouse(warehouse, clock)
+    load_history(refusing)
+    bootstrap.override(warehouse=refusing)
+    client = function_client("compliance")
+    event = push_event(message("customers/redact", REDACT, "wh-fn-buffer"))
+    clock.now = NOW + timedelta(minutes=3)
+    assert post(client, event).status_code == 500  # Pub/Sub redelivers with backoff
+    clock.now = NOW + timedelta(minutes=35)
+    assert post(client, event).status_code == 200
+    rows = warehouse.query("SELECT status, attempt FROM privacy_audit ORDER BY attempt")
+    assert rows == [{"status": "pending", "attempt": 1}, {"status": "completed", "attempt": 2}]
+    assert traces(warehouse, A_TRACES) == {}
+
+
+class NoPermission(StreamingBufferWarehouse):
+    def delete_rows(self, table: str, where: str, params: Any = None) -> int:
+        raise ConfigurationError("BigQuery DML: permission denied: bigquery.tables.updateData")
+
+
+def test_a_permanent_failure_on_a_valid_request_is_not_acknowledged(
+    function_client: Any, warehouse: DuckDBWarehouse
+) -> None:
+    """Shopify does not resend a privacy request: a valid one that fails is redelivered and then
+    held on compliance-dlq, never acknowledged and lost."""
+    load_history(warehouse)
+    bootstrap.override(warehouse=NoPermission(warehouse, Clock(NOW)))
+    response = post(
+        function_client("compliance"), push_event(message("customers/redact", REDACT, "wh-fn-perm"))
+    )
+    assert response.status_code == 500
+    (row,) = warehouse.query("SELECT status, detail FROM privacy_audit")
+    assert row["status"] == "pending" and "permission denied" in row["detail"]

@@ -4,8 +4,7 @@ parsing Shopify's payloads, and dropping dead letters about a customer or a shop
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,9 +25,12 @@ from tests.privacy_support import (
     A_ID,
     A_ORDER,
     A_TRACES,
+    BUFFER,
     KEY,
     NOW,
     SHOP,
+    Clock,
+    StreamingBufferWarehouse,
     a_order,
     b_order,
     load_history,
@@ -36,61 +38,6 @@ from tests.privacy_support import (
     redact_a,
     traces,
 )
-
-BUFFER = timedelta(minutes=30)
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class StreamingBufferWarehouse:
-    """A DuckDB warehouse that refuses UPDATE and DELETE as BigQuery does: while a table holds
-    rows streamed less than 30 minutes ago that the statement would touch."""
-
-    def __init__(self, inner: DuckDBWarehouse, clock: Clock) -> None:
-        self.inner, self.clock = inner, clock
-        self.schema = inner.schema
-        self.streamed: dict[str, datetime] = {}
-        self.refusals = 0
-
-    def _stream(self, tables: Any) -> None:
-        for table in tables:
-            self.streamed[table] = self.clock()
-
-    def insert_rows(self, table: str, rows: Any, row_ids: Any = None) -> None:
-        self.inner.insert_rows(table, rows, row_ids)
-        self._stream([table])
-
-    def write_batch(self, rows_by_table: Mapping[str, Any], row_ids_by_table: Any = None) -> None:
-        self.inner.write_batch(rows_by_table, row_ids_by_table)
-        self._stream(rows_by_table)
-
-    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        return self.inner.query(sql, params)
-
-    def _refuse_if_buffered(self, table: str, where: str, params: Any) -> None:
-        at = self.streamed.get(table)
-        if at is None or self.clock() - at >= BUFFER:
-            return
-        hit = self.inner.query(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", params)[0]["n"]  # noqa: S608
-        if hit:
-            self.refusals += 1
-            raise StreamingBufferBusy(
-                f"UPDATE or DELETE statement over table {table} would affect rows in the streaming buffer"
-            )
-
-    def delete_rows(self, table: str, where: str, params: Any = None) -> int:
-        self._refuse_if_buffered(table, where, params)
-        return self.inner.delete_rows(table, where, params)
-
-    def update_rows(self, table: str, values: Mapping[str, Any], where: str, params: Any = None) -> int:
-        self._refuse_if_buffered(table, where, params)
-        return self.inner.update_rows(table, values, where, params)
 
 
 def test_redaction_that_meets_the_streaming_buffer_retries_until_done_and_says_when(tmp_path: Path) -> None:
