@@ -266,8 +266,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         def make(index: int) -> tuple[bytes, dict[str, str]]:
             return body, headers_for(body, f"open-{uuid.uuid4()}")
 
-        for url in targets.values():  # warm-up: first publish opens the gRPC channel
+        # Warm-up, not measured: the first publish opens each gRPC channel, and the emulator (a
+        # JVM) needs some thousands of messages before its JIT has compiled the publish path
+        # (a cold emulator took 2-3x the time per batch here). The cloud's Pub/Sub is always warm.
+        for url in targets.values():
             open_loop(url, 100, 2.0, make)
+            wrk_saturate(url, body, headers_for(body, "warm-up"), duration_s=2 if quick else 5)
         seen += drain_ids(subscriber, tap)
         runs: dict[str, dict[str, list[LoadResult]]] = {t: {} for t in targets}
         cpu: dict[str, dict[str, list[float]]] = {t: {} for t in targets}
@@ -324,6 +328,36 @@ def run(quick: bool = False) -> dict[str, Any]:
         sat = {name: table[name]["saturating"]["achieved_rate"] for name in targets}
         results["saturation_ratio"] = {
             f"{name}/bare": round(sat[name] / sat["bare"], 3) if sat["bare"] else None for name in targets
+        }
+        # The same ratios repeat by repeat (the loads of one repeat run minutes apart at most),
+        # then their median: steadier than a ratio of medians while neighbours load the machine.
+        results["paired_ratios"] = {
+            "saturation_ingest_webhook/bare": median(
+                [
+                    i.achieved_rate / b.achieved_rate
+                    for i, b in zip(
+                        runs["ingest_webhook"]["saturating"], runs["bare"]["saturating"], strict=True
+                    )
+                ]
+            ),
+            f"saturation_{STAND_IN}/bare": median(
+                [
+                    i.achieved_rate / b.achieved_rate
+                    for i, b in zip(runs[STAND_IN]["saturating"], runs["bare"]["saturating"], strict=True)
+                ]
+            ),
+            "p99_at_200_ingest_webhook/bare_aio": median(
+                [
+                    i.percentile(99) / b.percentile(99)
+                    for i, b in zip(runs["ingest_webhook"]["200"], runs["bare_aio"]["200"], strict=True)
+                ]
+            ),
+            f"p99_at_200_{STAND_IN}/bare_aio": median(
+                [
+                    i.percentile(99) / b.percentile(99)
+                    for i, b in zip(runs[STAND_IN]["200"], runs["bare_aio"]["200"], strict=True)
+                ]
+            ),
         }
         function_us = results["cpu_at_saturation"]["ingest_webhook"]["function_us_per_request"]
         results["ingest_webhook_alone_requests_per_core_second"] = (
@@ -399,6 +433,7 @@ def report(results: dict[str, Any]) -> str:
             )
     lines.append("")
     lines.append(f"saturation ratios: {results['saturation_ratio']}")
+    lines.append(f"paired ratios (median of per-repeat ratios): {results['paired_ratios']}")
     lines.append("CPU at saturation (µs per request; cores = CPU seconds per wall second):")
     for name, parts in results["cpu_at_saturation"].items():
         lines.append(f"  {name}: {parts}")
