@@ -1,4 +1,5 @@
-"""ingest_webhook against the real Pub/Sub emulator, served by functions-framework (gunicorn)."""
+"""ingest_webhook against the real Pub/Sub emulator, served by functions-framework as the cloud
+serves it (FUNCTION_USE_ASGI=true: gunicorn with the Uvicorn worker)."""
 
 from __future__ import annotations
 
