@@ -45,7 +45,7 @@ from shared.storesync.convert import (
     product_event,
     refund_event,
 )
-from shared.storesync.publish import PublishCounts, publish_events
+from shared.storesync.publish import PublishCounts, has_synced_rows, publish_events
 from shared.storesync.state import SyncState
 
 STAGES = ("products", "orders", "inventory")
@@ -219,6 +219,8 @@ def backfill(
         state.set_backfill(shop, record)
     check_scopes(admin, since, now())
     report = BackfillReport(shop, record["since"])
+    if warehouse is not None and not has_synced_rows(warehouse, shop):
+        warehouse = None  # a first backfill: no delivery of it can be in raw_events yet
     bulk_queries = {
         "products": queries.BULK_PRODUCTS,
         "orders": queries.bulk_orders(f"created_at:>='{record['since']}'"),

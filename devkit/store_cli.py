@@ -86,6 +86,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             warehouse=warehouse,
             restart=args.restart,
             batch_size=args.batch,
+            concurrency=1 if args.direct else 8,  # the in-process loader plans under one lock
         )
     except PermanentError as exc:
         print(f"error: {exc}")

@@ -43,6 +43,18 @@ def loaded_ids(warehouse: Warehouse, shop: str, ids: Sequence[str]) -> set[str]:
     return {r["webhook_id"] for r in rows}
 
 
+def has_synced_rows(warehouse: Warehouse, shop: str) -> bool:
+    """Whether ``raw_events`` holds any backfill or reconcile delivery of ``shop``: only those
+    carry deterministic delivery ids, so without any there is nothing to skip and the per-batch
+    look-up can be left out (a first backfill)."""
+    rows = warehouse.query(
+        "SELECT COUNT(*) AS n FROM raw_events "
+        "WHERE shop_domain = @shop AND source IN ('backfill', 'reconcile')",
+        {"shop": shop},
+    )
+    return bool(rows and rows[0]["n"])
+
+
 def publish_events(
     events: Sequence[StoreEvent],
     publisher: EventPublisher,
