@@ -258,6 +258,46 @@ def anonymise_bodies(warehouse: MutableWarehouse, keys: CustomerKeys, touched: T
             touched.add(table, "anonymised", rows)
 
 
+def scrub_stored_bodies(
+    warehouse: MutableWarehouse, key: bytes, *, shop: str | None = None
+) -> dict[str, int]:
+    """Scrub bodies stored before scrubbing existed (or with ``SHOPML_STORE_PII`` on): every
+    raw and quarantine body with personal fields in clear is rewritten as ``plan_load`` writes
+    bodies now. Idempotent (a scrubbed body scrubs to itself); returns rows rewritten per table.
+
+    One UPDATE per changed row: right for a local warehouse or a shop's few thousand rows; a
+    large BigQuery history is better rewritten by a one-off export, scrub and load."""
+    from shared.privacy.scrub import scrub_body
+
+    rewritten: dict[str, int] = {}
+    for table in BODY_TABLES:
+        where = "body_encoding = 'utf-8'" + (" AND shop_domain = @shop" if shop else "")
+        rows = warehouse.query(
+            f"SELECT message_id, shopify_topic, body FROM {table} WHERE {where}",  # noqa: S608 - constant
+            {"shop": shop} if shop else None,
+        )
+        count = 0
+        for row in rows:
+            try:
+                doc = json.loads(row["body"])
+            except ValueError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            kept = scrub_body(doc, row["shopify_topic"], key)
+            if kept is doc:
+                continue
+            text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+            count += warehouse.update_rows(
+                table,
+                {"body": text, "body_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
+                "message_id = @message_id AND body = @old",
+                {"message_id": row["message_id"], "old": row["body"]},
+            )
+        rewritten[table] = count
+    return rewritten
+
+
 # -- typed tables ----------------------------------------------------------------------------
 
 

@@ -92,6 +92,8 @@ def _replacement(key: bytes, field: str, value: Any) -> Any:
     if value is None or value == "":
         return value
     if isinstance(value, str):
+        if value == REDACTED or value.startswith(HASH_PREFIX):
+            return value  # already scrubbed (a stored body scrubbed again stays the same)
         digest = keyed_hash(key, field, value) if field in HASHED_FIELDS else None
         return HASH_PREFIX + digest if digest else REDACTED
     if isinstance(value, (bool, dict, list)):

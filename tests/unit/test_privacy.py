@@ -227,3 +227,22 @@ def test_redact_customer_runs_the_request_in_process_and_answers_the_same_twice(
     assert traces(warehouse, [str(A_ID), A_EMAIL]) == {}
     again = redact_customer(warehouse, settings, SHOP, A_ID, email=A_EMAIL, order_ids=[A_ORDER])
     assert again.status == "already_done" and again.redacted_rows == first.redacted_rows
+
+
+def test_bodies_stored_in_clear_before_scrubbing_existed_are_scrubbed_once(tmp_path: Path) -> None:
+    from shared.privacy.redaction import scrub_stored_bodies
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    load_history(warehouse, store_pii=True)  # bodies exactly as received
+    assert traces(warehouse, [A_EMAIL], skip=["customers", "orders"])
+    rewritten = scrub_stored_bodies(warehouse, KEY.encode())
+    # Customer, two versions of its order, the broken one, the other order, the refund (its note);
+    # the unparsable body is not JSON.
+    assert rewritten == {"raw_events": 6, "rejected_events": 1}
+    assert traces(warehouse, [A_EMAIL, "Biller"], skip=["customers", "orders"]) == {
+        "raw_events": 1,
+        "rejected_events": 1,
+    }  # only the unparsable delivery, which customers/redact rewrites as text
+    assert scrub_stored_bodies(warehouse, KEY.encode()) == {"raw_events": 0, "rejected_events": 0}
+    stored = warehouse.query("SELECT body FROM raw_events WHERE webhook_id = 's0-wh-a-order'")[0]["body"]
+    assert json.loads(stored)["email"].startswith("hmac:")
