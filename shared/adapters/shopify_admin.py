@@ -385,22 +385,23 @@ def token_for(shop: str, settings: Settings, secret_reader: Callable[[str], str]
             f"projects/{settings.project}/secrets/"
             f"{secret_id(settings.shopify_token_secret, shop)}/versions/latest"
         )
-        reader = secret_reader or _read_secret
-        return reader(name)
+        if secret_reader is not None:
+            return secret_reader(name)
+        return _read_secret(name, settings.shopify_timeout_seconds)
     raise ConfigurationError(
         f"no Admin API access token for {shop}: set SHOPML_SHOPIFY_ACCESS_TOKENS (shop=token, local) "
         "or SHOPML_SHOPIFY_TOKEN_SECRET (a Secret Manager secret per shop)"
     )
 
 
-def _read_secret(name: str) -> str:
+def _read_secret(name: str, timeout: float) -> str:
     try:
         from google.cloud import secretmanager
     except ImportError as exc:  # pragma: no cover - the package is pinned
         raise ConfigurationError("google-cloud-secret-manager is needed to read access tokens") from exc
     try:
         client = secretmanager.SecretManagerServiceClient()
-        payload = client.access_secret_version(name=name).payload.data
+        payload = client.access_secret_version(name=name, timeout=timeout).payload.data
     except Exception as exc:  # the message names the secret, never its value
         raise TransientError(
             f"cannot read secret {name.split('/versions/')[0]}: {type(exc).__name__}"
