@@ -50,6 +50,7 @@ from shared.privacy.scrub import keyed_hash
 
 COMPLETED = "completed"
 PENDING = "pending"
+NOT_TABLES = ("exports", "online_store")
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,10 @@ class PrivacyOutcome:
     request: PrivacyRequest
     status: str  # "completed" or "already_done"
     attempt: int
-    touched: dict[str, int]  # rows per place over all attempts (this one included)
-    total_rows: int
+    touched: dict[str, int]  # rows (objects, messages) per place over all attempts
+    total_rows: int  # everything touched, as in the audit row
+    redacted_rows: int  # warehouse rows deleted or anonymised: the demo's ``redacted_rows``
     export_uri: str | None = None
-
-    @property
-    def redacted_rows(self) -> int:
-        """Rows deleted or anonymised (exports not counted): the demo's ``redacted_rows``."""
-        return self.total_rows
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -91,6 +88,7 @@ class PrivacyOutcome:
             "status": self.status,
             "attempt": self.attempt,
             "total_rows": self.total_rows,
+            "redacted_rows": self.redacted_rows,
             "rows_by_place": self.touched,
         }
 
@@ -180,6 +178,7 @@ def handle_request(request: PrivacyRequest, deps: PrivacyDeps) -> PrivacyOutcome
             "already_done",
             int(done["attempt"]),
             total.by_place(),
+            total.total,
             _redacted(total),
             done["export_uri"],
         )
@@ -216,8 +215,17 @@ def handle_request(request: PrivacyRequest, deps: PrivacyDeps) -> PrivacyOutcome
         export_uri=export_uri,
     )
     deps.warehouse.insert_rows(AUDIT_TABLE, [row], [f"{request.request_id}:{COMPLETED}"])
-    return PrivacyOutcome(request, COMPLETED, attempt, total.by_place(), _redacted(total), export_uri)
+    return PrivacyOutcome(
+        request, COMPLETED, attempt, total.by_place(), total.total, _redacted(total), export_uri
+    )
 
 
 def _redacted(touched: Touched) -> int:
-    return sum(n for (_, action), n in touched.counts.items() if action in ("deleted", "anonymised"))
+    """Warehouse rows deleted or anonymised (not exports, dead letters or feature-store entities)."""
+    return sum(
+        n
+        for (place, action), n in touched.counts.items()
+        if action in ("deleted", "anonymised")
+        and place not in NOT_TABLES
+        and not place.startswith("dead_letters:")
+    )
