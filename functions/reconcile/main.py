@@ -1,7 +1,8 @@
 """reconcile: compare each connected shop's recent changes with the warehouse; publish the gaps.
 
 Cloud Scheduler publishes an empty message to ``reconcile`` every 4 hours (a person may
-publish ``{"shop": "x.myshopify.com"}`` for one shop). For each shop the Admin API is asked
+publish ``{"shop": "x.myshopify.com"}`` for one shop, and ``"since": "2024-11-01T00:00:00Z"``
+to re-check from that time instead of the watermark). For each shop the Admin API is asked
 what changed since the watermark (with overlap), compared by id and ``updated_at`` with the
 warehouse, and only missing or newer versions are published to ``shopify-events`` with
 ``source=reconcile`` (``shared/storesync/reconcile.py``). A malformed request is logged and
@@ -49,9 +50,10 @@ def reconcile(event: CloudEvent) -> None:
 
     try:
         message = decode_push_message(event.data)
+        request = reconcile_request(message.data, message.attributes)
         state = SyncState(create_object_store(settings.sync_state_url, project=settings.project))
         reconcile_shops(
-            shops_to_reconcile(state, reconcile_request(message.data, message.attributes)),
+            shops_to_reconcile(state, request.shop),
             lambda shop: admin_client(shop, settings),
             bootstrap.warehouse(),
             bootstrap.publisher(),
@@ -59,6 +61,7 @@ def reconcile(event: CloudEvent) -> None:
             api_version=settings.shopify_api_version,
             overlap=timedelta(minutes=settings.reconcile_overlap_minutes),
             now=datetime.now(UTC),
+            since=request.since,
             log=log,
         )
     except TransientError:

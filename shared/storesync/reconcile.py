@@ -157,9 +157,11 @@ class Reconciler:
         api_version: str,
         overlap: timedelta,
         now: datetime,
+        since: datetime | None = None,
         concurrency: int = 8,
     ) -> None:
         self.admin = admin
+        self.since = since  # an explicit window start (a request's "since"), else the watermark
         self.shop = admin.shop
         self.warehouse = warehouse
         self.publisher = publisher
@@ -189,6 +191,8 @@ class Reconciler:
         self.outcome.checked[kind] = self.outcome.checked.get(kind, 0) + n
 
     def window_start(self) -> datetime:
+        if self.since is not None:
+            return self.since
         watermark = self.state.watermark(self.shop) or {}
         last = _time(watermark.get("until"))
         if last is None:
@@ -350,21 +354,36 @@ def shops_to_reconcile(state: SyncState, requested: str | None = None) -> list[s
     return [requested.lower()] if requested else state.connected_shops()
 
 
-def reconcile_request(data: bytes, attributes: Mapping[str, str]) -> str | None:
-    """The shop a ``reconcile`` message asks for (``{"shop": ...}`` or attribute ``shop``), or
-    None for every connected shop (Scheduler's message is empty)."""
-    shop = attributes.get("shop")
+@dataclass(frozen=True)
+class ReconcileRequest:
+    shop: str | None = None  # None: every connected shop
+    since: datetime | None = None  # an explicit window start (re-check a range); None: the watermark
+
+
+def reconcile_request(data: bytes, attributes: Mapping[str, str]) -> ReconcileRequest:
+    """What a ``reconcile`` message asks for: ``{"shop": ..., "since": "ISO time"}`` (both
+    optional; also as attributes). Scheduler's empty message means every connected shop from
+    its watermark."""
+    shop, since = attributes.get("shop"), attributes.get("since")
+    usage = 'a reconcile request is empty or a JSON object like {"shop": ..., "since": ...}'
     if data.strip():
         try:
             body = json.loads(data)
         except ValueError as exc:
-            raise PermanentError('a reconcile request is empty or a JSON object like {"shop": ...}') from exc
+            raise PermanentError(usage) from exc
         if not isinstance(body, dict):
-            raise PermanentError('a reconcile request is empty or a JSON object like {"shop": ...}')
+            raise PermanentError(usage)
         shop = body.get("shop") or shop
+        since = body.get("since") or since
     if shop is not None and (not isinstance(shop, str) or not shop.lower().endswith(".myshopify.com")):
         raise PermanentError(f"reconcile request: shop {shop!r} is not a *.myshopify.com domain")
-    return shop.lower() if shop else None
+    try:
+        start = _time(since) if isinstance(since, str) else None
+    except ValueError:
+        start = None
+    if since is not None and start is None:
+        raise PermanentError(f"reconcile request: since {since!r} is not an ISO 8601 time")
+    return ReconcileRequest(shop.lower() if shop else None, start)
 
 
 def reconcile_shops(
@@ -377,6 +396,7 @@ def reconcile_shops(
     api_version: str,
     overlap: timedelta,
     now: datetime,
+    since: datetime | None = None,
     log: Callable[[ReconcileOutcome], None] = lambda outcome: None,
 ) -> list[ReconcileOutcome]:
     """One pass over each shop. A shop that fails does not stop the others; if any failed
@@ -394,6 +414,7 @@ def reconcile_shops(
                 api_version=api_version,
                 overlap=overlap,
                 now=now,
+                since=since,
             ).run()
         except TransientError as exc:
             failed.append(f"{shop}: {exc}")

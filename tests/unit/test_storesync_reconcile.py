@@ -19,7 +19,7 @@ from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.adapters.object_stores import LocalObjectStore
 from shared.adapters.shopify_admin import ShopifyAdmin
 from shared.errors import PermanentError
-from shared.storesync.reconcile import Reconciler, reconcile_request, reconcile_shops
+from shared.storesync.reconcile import Reconciler, ReconcileRequest, reconcile_request, reconcile_shops
 from shared.storesync.state import SyncState
 from tests.standin import SHOP, TOKEN, differences, latest_state, simulated_stand_in
 
@@ -144,13 +144,14 @@ def test_an_uninstalled_shop_is_not_polled(tmp_path: Path) -> None:
 
 
 def test_reconcile_requests() -> None:
-    assert reconcile_request(b"", {}) is None
-    assert reconcile_request(b'{"shop": "A.myshopify.com"}', {}) == "a.myshopify.com"
-    assert reconcile_request(b"", {"shop": "b.myshopify.com"}) == "b.myshopify.com"
-    with pytest.raises(PermanentError):
-        reconcile_request(b"[1]", {})
-    with pytest.raises(PermanentError):
-        reconcile_request(b'{"shop": "evil.example.com"}', {})
+    assert reconcile_request(b"", {}) == ReconcileRequest(None, None)
+    assert reconcile_request(b'{"shop": "A.myshopify.com"}', {}).shop == "a.myshopify.com"
+    assert reconcile_request(b"", {"shop": "b.myshopify.com"}).shop == "b.myshopify.com"
+    since = reconcile_request(b'{"shop": "a.myshopify.com", "since": "2024-11-01T00:00:00Z"}', {}).since
+    assert since == datetime(2024, 11, 1, tzinfo=UTC)
+    for bad in (b"[1]", b'{"shop": "evil.example.com"}', b'{"since": "yesterday"}', b"not json"):
+        with pytest.raises(PermanentError):
+            reconcile_request(bad, {})
 
 
 def test_the_function_acknowledges_a_bad_request(function_client) -> None:  # type: ignore[no-untyped-def]
