@@ -102,6 +102,70 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from shared import bootstrap
+    from shared.adapters.object_stores import create_object_store
+    from shared.adapters.shopify_admin import admin_client
+    from shared.bootstrap import close_warehouse
+    from shared.errors import PermanentError, TransientError
+    from shared.storesync.reconcile import ReconcileOutcome, reconcile_shops, shops_to_reconcile
+    from shared.storesync.state import SyncState
+
+    settings = bootstrap.settings()
+    warehouse = bootstrap.warehouse()
+    since = None
+    if args.since is not None:
+        since = datetime.combine(args.since, datetime.min.time(), tzinfo=UTC)
+
+    def say(outcome: ReconcileOutcome) -> None:
+        if outcome.status != "done":
+            print(f"{outcome.shop}: skipped ({outcome.status})")
+            return
+        print(
+            f"{outcome.shop}: {outcome.window_start} .. {outcome.window_end}: checked {outcome.checked}, "
+            f"published {outcome.published or 'nothing'}, {outcome.skipped} already loaded"
+        )
+
+    try:
+        publisher: object
+        if args.direct:
+            from devkit.direct_load import DirectLoader
+
+            publisher = DirectLoader(
+                warehouse, store_pii=settings.store_pii, pii_hash_key=settings.pii_hash_key
+            )
+        else:
+            publisher = bootstrap.publisher()
+        state = SyncState(create_object_store(settings.sync_state_url, project=settings.project))
+        shops = shops_to_reconcile(state, args.shop)
+        if not shops:
+            print("no connected shop (run shopml connect first, or give --shop)")
+            return 2
+        reconcile_shops(
+            shops,
+            lambda shop: admin_client(shop, settings),
+            warehouse,
+            publisher,
+            state,
+            api_version=settings.shopify_api_version,
+            overlap=timedelta(minutes=settings.reconcile_overlap_minutes),
+            now=datetime.now(UTC),
+            since=since,
+            log=say,
+        )
+    except PermanentError as exc:
+        print(f"error: {exc}")
+        return 2
+    except TransientError as exc:
+        print(f"failed: {exc} (run again: passes that finished moved their watermark)")
+        return 1
+    finally:
+        close_warehouse(warehouse)
+    return 0
+
+
 def _day(text: str) -> object:
     from datetime import date
 
@@ -157,4 +221,18 @@ def add_store_commands(add: Add) -> None:
         "--direct",
         action="store_true",
         help="load in this process (same validation and load) instead of publishing to Pub/Sub",
+    )
+
+    rec = add(
+        "reconcile",
+        cmd_reconcile,
+        "one reconcile pass now (what the reconcile function does every 4 hours): changes since the "
+        "watermark compared with the warehouse, only missing or newer versions published (source=reconcile)",
+    )
+    rec.add_argument("--shop", default=None, help="one shop (default: every shop shopml connect set up)")
+    rec.add_argument(
+        "--since", type=_day, default=None, help="re-check from this day instead of the watermark"
+    )
+    rec.add_argument(
+        "--direct", action="store_true", help="load in this process instead of publishing to Pub/Sub"
     )

@@ -165,3 +165,32 @@ def test_the_function_acknowledges_a_bad_request(function_client) -> None:  # ty
     headers, body = to_structured(event)
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
+
+
+def test_shopml_reconcile_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from devkit.cli import main as shopml
+    from shared.settings import get_settings
+
+    standin, _ = simulated_stand_in(n_variants=3, days=4)
+    monkeypatch.setenv("SHOPML_SHOPIFY_ACCESS_TOKENS", f"{SHOP}={TOKEN}")
+    monkeypatch.setenv("SHOPML_SHOPIFY_ADMIN_URL", standin.url)
+    monkeypatch.setenv("SHOPML_HOME", str(tmp_path))
+    monkeypatch.delenv("SHOPML_WAREHOUSE", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert shopml(["reconcile", "--direct"]) == 2  # nothing connected yet
+        assert shopml(["reconcile", "--direct", "--shop", SHOP, "--since", "2024-10-31"]) == 0
+        first = capsys.readouterr().out
+        assert shopml(["reconcile", "--direct", "--shop", SHOP]) == 0
+        second = capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+        standin.stop()
+    assert "published {'orders'" in first and TOKEN not in first
+    assert "published nothing" in second
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    assert warehouse.query("SELECT COUNT(*) AS n FROM orders_latest")[0]["n"] == len(
+        standin.state.shops[SHOP].orders
+    )
+    warehouse.close()
