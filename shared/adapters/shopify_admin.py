@@ -1,6 +1,6 @@
 """The Shopify Admin API client: GraphQL only, on ``shopifyapi``'s session and GraphQL.
 
-What the library gives and what is added here (shopifyapi 12.7, see FIELD-NOTES):
+What the library gives and what is added here (shopifyapi 12.7, read in its source):
 
 * ``shopify.Session(shop, version, token)`` builds the versioned address
   (``https://<shop>.myshopify.com/admin/api/<version>``); it is used as is. The session is
