@@ -31,6 +31,12 @@ the live model's training sample; the online history features are then shifted x
 check alerts the local Slack receiver and asks for a rollback, which puts the first version
 back on every ``predict`` instance (``rollback_seconds``); one more check asks for no second
 rollback. ``drift_alerts`` and the copied ``demo-report/drift.html`` are in the report.
+
+Step 6 (``devkit/demo_storesync.py``): a second shop on the Shopify stand-in is connected
+(webhook subscriptions, ``shopify.app.toml``; a second run changes nothing), back-filled through
+bulk operations, then two days of its webhooks arrive with one in twenty lost and ``reconcile``
+publishes what is missing (``reconciled_events``); a ``customers/redact`` webhook for one of its
+customers goes through ``compliance`` (``redacted_rows``, and no row still names them).
 """
 
 from __future__ import annotations
@@ -564,6 +570,10 @@ def run(quick: bool) -> dict[str, Any]:
         # default, 500, needs a store of that size or a longer window).
         "SHOPML_DRIFT_MIN_CURRENT_ROWS": "15",
     }
+    from devkit.demo_storesync import StoreSync, stage_store_sync
+
+    sync = StoreSync(quick)  # Step 6's shop, served by the Shopify stand-in (its address goes to the stack)
+    demo_env.update(sync.env())
     stack = LocalStack(home, feature_server=True, predict_instances=2, extra_env=demo_env)
     try:
         stack.down()  # a stack left over from an interrupted demo
@@ -582,9 +592,11 @@ def run(quick: bool) -> dict[str, Any]:
         report.update(stage_features(info, quick))
         report.update(stage_train(info, quick))
         report.update(stage_serving(info, quick, report, slack))
+        report.update(stage_store_sync(info, sync))
     finally:
         stack.down()
         slack.stop()
+        sync.stop()
     left = processes_with_marker(info.stack_id)
     say(f"stack stopped; processes left behind: {len(left)}")
     report["processes_left_behind"] = len(left)
@@ -612,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
         and report.get("gate_rejection", {}).get("decision") == "reject"
         and report.get("drift_alerts", 0) >= 1
         and report.get("drift", {}).get("second_rollback_requested") is False
+        and report.get("reconciled_events", 0) > 0
+        and report.get("store_sync", {}).get("connect", {}).get("second_run_changed") is False
+        and report.get("privacy", {}).get("rows_still_naming_customer") == 0
     )
     say("OK: nothing lost" if ok else "PROBLEM: see the report")
     return 0 if ok else 1
