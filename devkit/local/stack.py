@@ -13,10 +13,9 @@ and ~390 MB. The registry may still be empty: the server then answers 404 for ev
 and picks up a later ``python -m shared.features apply`` within seconds.
 
 When the stack runs a function of the live pointer (``deploy_model``, ``rollback``, ``predict``,
-``drift_monitor``) it also
-starts the official Firestore emulator (the live pointer; ``FIRESTORE_EMULATOR_HOST`` in every
-child's environment and in ``stack.json``'s ``env``). It starts first and is waited for last:
-its ~3-5 s of Java start-up overlap the rest.
+``drift_monitor``) it also starts the official Firestore emulator (the live pointer;
+``FIRESTORE_EMULATOR_HOST`` in every child's environment and in ``stack.json``'s ``env``). It
+starts first and is waited for last: its ~3-5 s of Java start-up overlap the rest.
 
 ``predict`` and ``ingest_webhook`` run the way the cloud serves them: functions-framework with
 ``FUNCTION_USE_ASGI=true`` (what the Terraform sets; the same switch as ``--asgi``: the app is
