@@ -41,17 +41,26 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
     if shutil.which("gcloud") is None:
         pytest.skip("gcloud (the Firestore emulator) is not installed")
-    port = free_port()
-    logs = tmp_path_factory.mktemp("firestore")
-    stack_id = f"contract-{uuid.uuid4().hex[:8]}"
     import os
 
-    env = {**os.environ, "SHOPML_STACK_ID": stack_id}
-    process = start_process("firestore", firestore_emulator_argv(port), env, logs, Path.cwd())
-    try:
-        from devkit.local.processes import firestore_ready
+    from devkit.local.processes import StackError, firestore_ready
 
-        wait_until(process, firestore_ready(port), 60, "Firestore emulator")
+    logs = tmp_path_factory.mktemp("firestore")
+    stack_id = f"contract-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "SHOPML_STACK_ID": stack_id}
+    # free_port() only finds a port free now: another process may take it before the Java
+    # emulator binds (seen once in a full run: BindException). A new port is then tried.
+    for attempt in range(3):
+        port = free_port()
+        process = start_process("firestore", firestore_emulator_argv(port), env, logs, Path.cwd())
+        try:
+            wait_until(process, firestore_ready(port), 60, "Firestore emulator")
+            break
+        except StackError as exc:
+            stop_processes([process.pid], stack_id)
+            if "bind" not in str(exc).lower() or attempt == 2:
+                raise
+    try:
         yield f"127.0.0.1:{port}"
     finally:
         stop_processes([process.pid], stack_id)
