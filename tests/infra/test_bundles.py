@@ -17,7 +17,8 @@ from tests.infra.hcl import REPO, TOPOLOGY, function_folders
 
 BUNDLER = REPO / "infra" / "scripts" / "bundle.py"
 # Functions whose job is training: they alone may carry the trainer's code (shared/training).
-# trigger_training runs the trainer; drift_monitor scores live forecasts with training's metrics and gate (pure numpy).
+# trigger_training runs the trainer; drift_monitor scores live forecasts with training's metrics and
+# gate (pure numpy).
 TRAINING_FUNCTIONS = {"trigger_training", "drift_monitor"}
 
 

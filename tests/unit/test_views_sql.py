@@ -156,7 +156,9 @@ def test_view_file_is_one_select_on_bare_table_names_named_after_the_file(path: 
         assert not table.args.get("db") and not table.args.get("catalog"), "the adapter qualifies table names"
         assert table.name in TABLE_FILES, f"unknown table {table.name}"
     translated = to_duckdb(sql)
-    assert ("QUALIFY ROW_NUMBER() OVER" in translated) == (path.stem in LATEST_VIEWS | {"drift_reports_latest"})
+    assert ("QUALIFY ROW_NUMBER() OVER" in translated) == (
+        path.stem in LATEST_VIEWS | {"drift_reports_latest"}
+    )
 
 
 def test_every_view_runs_on_empty_tables(db: duckdb.DuckDBPyConnection) -> None:
