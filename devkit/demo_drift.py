@@ -24,23 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from devkit.demo import REPORT_DIR, say
-from devkit.demo_serving import _call, _pointer, _predict_keys, _predict_urls, _wait_for
+from devkit.demo_serving import _call, _pointer, _predict_keys, _predict_urls, _query, _wait_for
 from devkit.local.slack_receiver import SlackReceiver
 from devkit.local.stack import StackInfo
 
 SHIFT = 4.0  # the factor of the injected shift
 SHIFTED_STATE = ("inventory_on_hand",)  # with every history feature
 BATCH = 10  # variants per predict call (the request path's feature budget is tight)
-
-
-def _query(info: StackInfo, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    from shared.bootstrap import close_warehouse, create_warehouse
-
-    warehouse = create_warehouse(info.settings())
-    try:
-        return warehouse.query(sql, params or {})
-    finally:
-        close_warehouse(warehouse)
 
 
 def _variants(info: StackInfo, shop: str) -> list[int]:

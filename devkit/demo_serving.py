@@ -66,6 +66,16 @@ def _deployments(info: StackInfo, model: str) -> list[dict[str, Any]]:
         close_warehouse(warehouse)
 
 
+def _query(info: StackInfo, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    from shared.bootstrap import close_warehouse, create_warehouse
+
+    warehouse = create_warehouse(info.settings())
+    try:
+        return warehouse.query(sql, params or {})
+    finally:
+        close_warehouse(warehouse)
+
+
 def _gate_verdicts(row: dict[str, Any]) -> dict[str, bool]:
     gates = row.get("gates")
     parsed = json.loads(gates) if isinstance(gates, str) else (gates or {})

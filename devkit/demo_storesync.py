@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from devkit.demo import REPORT_DIR, say
+from devkit.demo_serving import _query, _wait_for
 from devkit.local.stack import LOCAL_WEBHOOK_SECRET, StackInfo
 
 SHOP = "connect-demo.myshopify.com"
@@ -58,27 +59,6 @@ class StoreSync:
 
     def stop(self) -> None:
         self.standin.stop()
-
-
-def _wait(what: str, check: Any, timeout_s: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not seen within {timeout_s:.0f} s")
-        time.sleep(0.5)
-
-
-def _query(info: StackInfo, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    from shared.bootstrap import close_warehouse, create_warehouse
-
-    warehouse = create_warehouse(info.settings())
-    try:
-        return warehouse.query(sql, params or {})
-    finally:
-        close_warehouse(warehouse)
 
 
 def _connect(info: StackInfo, sync: StoreSync) -> dict[str, Any]:
@@ -140,7 +120,7 @@ def _backfill(info: StackInfo, sync: StoreSync) -> dict[str, Any]:
         rows = _query(info, "SELECT COUNT(*) AS n FROM raw_events WHERE shop_domain = @s", {"s": SHOP})
         return int(rows[0]["n"]) if int(rows[0]["n"]) >= report.published else 0
 
-    _wait("the back-filled events in the warehouse", loaded)
+    _wait_for("the back-filled events in the warehouse", loaded, 180, interval_s=0.5)
     orders = _query(info, "SELECT COUNT(*) AS n FROM orders_latest WHERE shop_domain = @s", {"s": SHOP})[0][
         "n"
     ]
@@ -178,7 +158,7 @@ def _reconcile(info: StackInfo, sync: StoreSync) -> dict[str, Any]:
         rows = _query(info, "SELECT DISTINCT webhook_id FROM raw_events WHERE shop_domain = @s", {"s": SHOP})
         return ids <= {r["webhook_id"] for r in rows}
 
-    _wait("the delivered webhooks in the warehouse", arrived)
+    _wait_for("the delivered webhooks in the warehouse", arrived, 180, interval_s=0.5)
     truth = _truth(sync)
     missing_before = sum(1 for order, at in truth.items() if _held(info).get(order) != at)
     settings = info.settings()
@@ -187,7 +167,7 @@ def _reconcile(info: StackInfo, sync: StoreSync) -> dict[str, Any]:
     request = {"shop": SHOP, "since": (sync.cut_at - timedelta(hours=1)).isoformat()}
     publisher.publish(settings.topic_path("reconcile"), json.dumps(request).encode()).result(timeout=10)
     publisher.stop()
-    _wait("reconcile bringing orders_latest to the store's state", lambda: _held(info) == truth)
+    _wait_for("reconcile bringing orders_latest to the store's state", lambda: _held(info) == truth, 180, 0.5)
     seconds = time.monotonic() - started
     reconciled = _query(
         info,
@@ -249,7 +229,7 @@ def _redact(info: StackInfo) -> dict[str, Any]:
             {"s": SHOP},
         )
 
-    done = _wait("the customers/redact audit row", audited, 120)
+    done, _ = _wait_for("the customers/redact audit row", audited, 120, interval_s=0.5)
     left = _query(
         info,
         "SELECT COUNT(*) AS n FROM orders WHERE shop_domain = @s AND customer_id = @c",
