@@ -4,7 +4,10 @@ Document ``<collection>/<model>`` holds ``LivePointer.to_dict()``. ``compare_and
 the document in a transaction and writes the new pointer only if its ``generation`` field is
 still the expected one (0: no document yet); Firestore retries a transaction that met a
 concurrent write, and the retry then sees the winner's generation and gives up, so of any
-number of concurrent writers from the same generation exactly one wins. ``watch`` is a
+number of concurrent writers from the same generation exactly one wins. The client library
+retries an aborted transaction at once; when writers keep aborting each other (seen on the
+emulator with 8 writers on a loaded machine: 20 immediate attempts were not enough), the
+whole transaction is run again after a jittered, growing pause (``retry_contended``). ``watch`` is a
 snapshot listener (``predict`` uses it where CPU is always allocated; it still re-reads on age).
 
 The client is created on first use, never at import. ``FIRESTORE_EMULATOR_HOST`` (settings'
@@ -13,7 +16,9 @@ The client is created on first use, never at import. ``FIRESTORE_EMULATOR_HOST``
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +26,45 @@ from shared.errors import PermanentError, TransientError
 from shared.registry import check_model_name
 from shared.serving.pointer import LivePointer
 
-# Beyond Firestore's default of 5: on the emulator, 8 writers at once can abort each other's
-# transactions more than 5 times before one of them commits.
-_TRANSACTION_ATTEMPTS = 20
+# Immediate attempts inside one transaction run (the library's default), then the run is
+# repeated after a pause: full-jitter exponential backoff, from 50 ms up to 2 s per pause.
+_TRANSACTION_ATTEMPTS = 5
+_CONTENDED_ROUNDS = 10
+_FIRST_PAUSE_SECONDS = 0.05
+_LONGEST_PAUSE_SECONDS = 2.0
+
+
+def retry_contended(
+    run: Callable[[], bool],
+    contended: Callable[[Exception], bool],
+    *,
+    rounds: int = _CONTENDED_ROUNDS,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> bool:
+    """``run()``, again after a pause while it fails for contention, at most ``rounds`` times.
+
+    The pause before round ``n`` (from 1) is ``jitter() * min(2 s, 50 ms * 2**n)``: writers
+    that aborted each other spread out instead of colliding again. Any other error, or
+    contention in the last round, is raised."""
+    for round_number in range(rounds):
+        try:
+            return run()
+        except Exception as exc:
+            if not contended(exc) or round_number == rounds - 1:
+                raise
+        sleep(jitter() * min(_LONGEST_PAUSE_SECONDS, _FIRST_PAUSE_SECONDS * 2 ** (round_number + 1)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _contended(exc: Exception) -> bool:
+    """A transaction aborted by a concurrent one (the library wraps its last Aborted in a
+    ValueError when its own attempts run out)."""
+    from google.api_core import exceptions as gexc
+
+    return isinstance(exc, gexc.Aborted) or (
+        isinstance(exc, ValueError) and isinstance(exc.__cause__, gexc.Aborted)
+    )
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -37,7 +78,7 @@ def _translate(exc: Exception, what: str) -> Exception:
         gexc.TooManyRequests,
         gexc.RetryError,
     )
-    if isinstance(exc, transient):
+    if isinstance(exc, transient) or _contended(exc):
         return TransientError(f"Firestore {what} failed, retry later: {exc}")
     return PermanentError(f"Firestore {what} failed: {exc}")
 
@@ -113,7 +154,9 @@ class FirestorePointerStore:
             return True
 
         try:
-            return bool(swap(self._db().transaction(max_attempts=_TRANSACTION_ATTEMPTS)))
+            return retry_contended(
+                lambda: bool(swap(self._db().transaction(max_attempts=_TRANSACTION_ATTEMPTS))), _contended
+            )
         except Exception as exc:
             raise _translate(exc, f"compare-and-swap of the live pointer of {model!r}") from exc
 

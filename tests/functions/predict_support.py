@@ -214,4 +214,19 @@ def serve(
         **options,
     )
     predict_app.use(runtime)
-    return TestClient(app, raise_server_exceptions=False), runtime
+    client = TestClient(app, raise_server_exceptions=False)
+    # Entered, the client keeps one event loop for all its requests, as uvicorn does: without
+    # it each request gets a loop of its own that is closed when the answer is back, cancelling
+    # the background send of a sampled answer if it has not started yet (a flaky test on CI).
+    client.__enter__()
+    OPEN_CLIENTS.append(client)
+    return client, runtime
+
+
+OPEN_CLIENTS: list[Any] = []
+
+
+def close_clients() -> None:
+    """Leave every client ``serve`` entered (``tests/functions/conftest.py`` calls it after each test)."""
+    while OPEN_CLIENTS:
+        OPEN_CLIENTS.pop().__exit__(None, None, None)
