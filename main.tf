@@ -170,7 +170,7 @@ locals {
   function_serving_env = {
     for name in keys(local.functions) : name => merge(
       contains(concat(local.pointer_readers, local.pointer_writers), name) ? { SHOPML_FIRESTORE_DATABASE = module.serving.firestore_database } : {},
-      name == "predict" ? { FUNCTION_USE_ASGI = "true", SHOPML_PREDICT_CORS_ORIGINS = join(",", var.predict_cors_origins) } : {},
+      name == "predict" ? { SHOPML_PREDICT_CORS_ORIGINS = join(",", var.predict_cors_origins) } : {},
       contains(local.metric_writers, name) ? { SHOPML_METRICS_EXPORT = "otlp", SHOPML_METRICS_LOCATION = var.region } : {},
       contains(local.report_writers, name) ? { SHOPML_REPORTS = "gs://${module.monitoring.reports_bucket_name}/drift-reports" } : {},
     )

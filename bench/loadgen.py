@@ -33,15 +33,24 @@ class LoadResult:
     errors: int = 0
     reported_percentiles_ms: dict[str, float] = field(default_factory=dict)  # wrk gives no samples
     ok_ids: list[str] = field(default_factory=list)  # X-Shopify-Webhook-Id of each 200
+    # For answers with ``Server-Timing: pubsub;dur=…`` (ingest_webhook with SHOPML_SERVER_TIMING):
+    # the Publish RPC's round trip, and the request's latency without it (the function's own).
+    broker_ms: list[float] = field(default_factory=list)
+    own_ms: list[float] = field(default_factory=list)
 
     @property
     def achieved_rate(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return self.reported_percentiles_ms.get(str(int(q)), float("nan"))
-        ordered = sorted(self.latencies_ms)
+    def percentile(self, q: float, of: str = "latencies_ms") -> float:
+        samples: list[float] = getattr(self, of)
+        if not samples:
+            return (
+                self.reported_percentiles_ms.get(str(int(q)), float("nan"))
+                if of == "latencies_ms"
+                else float("nan")
+            )
+        ordered = sorted(samples)
         index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index]
 
@@ -86,6 +95,7 @@ def open_loop(
                 response = conn.getresponse()
                 response.read()
                 status = response.status
+                timing = response.getheader("Server-Timing") or ""
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=10)
@@ -98,6 +108,10 @@ def open_loop(
                 result.requests += 1
                 result.statuses[status] += 1
                 result.latencies_ms.append(latency)
+                if timing.startswith("pubsub;dur="):
+                    broker = float(timing.removeprefix("pubsub;dur="))
+                    result.broker_ms.append(broker)
+                    result.own_ms.append(latency - broker)
                 if status == 200 and "X-Shopify-Webhook-Id" in headers:
                     result.ok_ids.append(headers["X-Shopify-Webhook-Id"])
         conn.close()

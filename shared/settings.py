@@ -107,6 +107,7 @@ class Settings:
     publisher: str = "group_commit"  # or "client" (the official client's timer batching)
     publish_linger_ms: float = 2.0  # group commit: how long a busy sender lets a batch fill
     publish_senders: int = 2  # group commit: RPCs in flight at once
+    server_timing: bool = False  # ingest_webhook answers with a Server-Timing header (benchmarks)
     home: Path = field(default_factory=lambda: REPO_ROOT / ".shopml")
     warehouse_url: str = ""
     bigquery_endpoint: str | None = None  # BigQuery API endpoint override (the emulator); URL option wins
@@ -218,6 +219,7 @@ class Settings:
             publisher=env.get("SHOPML_PUBLISHER", "group_commit"),
             publish_linger_ms=_float(env, "SHOPML_PUBLISH_LINGER_MS", 2.0, allow_zero=True),
             publish_senders=_int(env, "SHOPML_PUBLISH_SENDERS", 2),
+            server_timing=_bool(env, "SHOPML_SERVER_TIMING", False),
             home=home,
             warehouse_url=env.get("SHOPML_WAREHOUSE") or f"duckdb:///{home / 'warehouse.duckdb'}",
             bigquery_endpoint=env.get("SHOPML_BIGQUERY_ENDPOINT") or None,

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import bootstrap
+from shared.adapters.pubsub_aio import LAST_RPC_SECONDS
 from shared.ingest import accept_webhook_async, declared_length, read_limited_body_async
 from shared.logs import get_logger
 
@@ -26,6 +27,7 @@ from shared.logs import get_logger
 async def ingest_webhook(request: Request) -> Response:
     settings = bootstrap.settings()
     logger = get_logger("ingest_webhook", settings.log_level)
+    LAST_RPC_SECONDS.set(None)  # this request's publish only
     try:
         result = await accept_webhook_async(
             request.method,
@@ -43,4 +45,9 @@ async def ingest_webhook(request: Request) -> Response:
     except Exception:  # never a stack trace to the caller; 503 so Shopify retries
         logger.exception("unexpected error while ingesting a webhook")
         status, body = 503, {"error": "internal", "message": "temporary failure; retry later"}
-    return Response(json.dumps(body), status_code=status, media_type="application/json")
+    headers = None
+    if settings.server_timing:
+        rpc = LAST_RPC_SECONDS.get()
+        if rpc is not None:  # the Publish RPC's round trip, for the benchmark (off by default)
+            headers = {"Server-Timing": f"pubsub;dur={rpc * 1000:.3f}"}
+    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)

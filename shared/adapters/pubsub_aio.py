@@ -26,35 +26,42 @@ credentials looked up off the loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.pubsub_group_commit import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
+from shared.adapters.pubsub_group_commit import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, RETRYABLE_CODES
 from shared.errors import PublishFailed
 from shared.ports import EventPublisher
 from shared.settings import Settings
 
 _SCOPES = ("https://www.googleapis.com/auth/pubsub",)
 _ENDPOINT = "pubsub.googleapis.com:443"
-# Pub/Sub's documented retryable codes for Publish (grpc.StatusCode names).
-RETRYABLE_CODES = frozenset(
-    {"ABORTED", "CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNKNOWN"}
-)
 _MESSAGE_OVERHEAD = 64  # bytes counted per message on top of its data, towards MAX_BATCH_BYTES
+
+# How long the Publish RPC that carried the caller's last message took, from its first attempt
+# to Pub/Sub's answer (seconds): set in the awaiting task's context when ``publish`` returns.
+# ``ingest_webhook`` reports it in a ``Server-Timing`` header when asked (the benchmark then
+# tells the broker's wait from the function's own time).
+LAST_RPC_SECONDS: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "pubsub_rpc_seconds", default=None
+)
 
 
 class _Pending:
     """One message waiting for its batch: the caller awaits ``future``."""
 
-    __slots__ = ("deadline", "future", "message", "weight")
+    __slots__ = ("deadline", "future", "message", "rpc_seconds", "weight")
 
     def __init__(self, message: Any, future: asyncio.Future[str], deadline: float, weight: int) -> None:
         self.message = message
         self.future = future
         self.deadline = deadline
         self.weight = weight
+        self.rpc_seconds: float | None = None
 
 
 class _LoopSender:
@@ -120,9 +127,11 @@ class AsyncGroupCommitPublisher:
             task.add_done_callback(sender.tasks.discard)
         timer = loop.call_at(pending.deadline, _expire, future, timeout)
         try:
-            return await future
+            message_id = await future
         finally:
             timer.cancel()
+        LAST_RPC_SECONDS.set(pending.rpc_seconds)
+        return message_id
 
     async def aclose(self) -> None:
         """Close the running loop's channel (messages still queued on it fail)."""
@@ -215,6 +224,7 @@ class AsyncGroupCommitPublisher:
                     return
                 path, batch = taken
                 self.batch_sizes.append(len(batch))
+                started = time.perf_counter()
                 try:
                     outcome = await self._send(sender, path, batch)
                 except Exception as exc:  # every waiting caller gets an answer, whatever failed
@@ -224,8 +234,10 @@ class AsyncGroupCommitPublisher:
                         if not pending.future.done():
                             pending.future.set_exception(outcome)
                     continue
+                rpc_seconds = time.perf_counter() - started
                 for pending, message_id in zip(batch, outcome, strict=True):
                     if not pending.future.done():
+                        pending.rpc_seconds = rpc_seconds
                         pending.future.set_result(message_id)
         finally:
             sender.in_flight -= 1

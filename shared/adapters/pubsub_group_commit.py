@@ -26,6 +26,11 @@ from shared.settings import Settings
 
 MAX_BATCH_MESSAGES = 1000  # Pub/Sub's limit per PublishRequest
 MAX_BATCH_BYTES = 9 * 1024 * 1024  # under the 10 MB request limit
+# Pub/Sub's documented retryable codes for Publish (grpc.StatusCode names); the async twin
+# (pubsub_aio) retries the same ones.
+RETRYABLE_CODES = frozenset(
+    {"ABORTED", "CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNKNOWN"}
+)
 _SCOPES = ("https://www.googleapis.com/auth/pubsub",)
 _ENDPOINT = "pubsub.googleapis.com:443"
 
@@ -76,18 +81,7 @@ class GroupCommitPublisher:
             request_serializer=self._request_cls.SerializeToString,
             response_deserializer=types.PublishResponse.pb().FromString,
         )
-        # Pub/Sub's documented retryable codes for Publish.
-        self._retryable = frozenset(
-            {
-                grpc.StatusCode.ABORTED,
-                grpc.StatusCode.CANCELLED,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.INTERNAL,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.UNKNOWN,
-            }
-        )
+        self._retryable = frozenset(getattr(grpc.StatusCode, name) for name in RETRYABLE_CODES)
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
         timeout = self._settings.publish_timeout_seconds

@@ -188,7 +188,6 @@ def test_each_serving_function_gets_exactly_what_it_touches(deployed: list[str])
         "SHOPIFY_WEBHOOK_SECRETS": "shopify-webhook-secrets",
         "SHOPML_PREDICT_KEYS": "shopml-predict-keys",
     }
-    assert predict["env"]["FUNCTION_USE_ASGI"] == "true"
     assert predict["env"]["SHOPML_PREDICT_CORS_ORIGINS"] == "https://shop.example.com"
     # predict pushes its metrics to the Telemetry API, labelled with its region; nobody else does.
     assert predict["metric_writer"] is True
@@ -203,9 +202,11 @@ def test_each_serving_function_gets_exactly_what_it_touches(deployed: list[str])
         assert monitor["secrets"] == {"SHOPML_SLACK_WEBHOOK_URL": "shopml-slack-webhook-url"}
     # Nobody else reads the predict keys, the Slack URL or writes reports.
     for name, fn in view.items():
+        # FUNCTION_USE_ASGI comes from the functions module, for every async entry point
+        # (tests/infra/test_functions_asgi.py), never from here as well.
+        assert "FUNCTION_USE_ASGI" not in fn["env"], name
         if name != "predict":
             assert "SHOPML_PREDICT_KEYS" not in fn["secrets"], name
-            assert "FUNCTION_USE_ASGI" not in fn["env"], name
         if name not in {"predict", "drift_monitor"}:
             assert fn["metric_writer"] is False and "SHOPML_METRICS_EXPORT" not in fn["env"], name
         if name != "drift_monitor":
@@ -224,7 +225,7 @@ def test_the_settings_the_functions_get_are_the_ones_the_code_reads() -> None:
         "SHOPML_METRICS_LOCATION",
     ):
         assert f'"{variable}"' in settings, variable
-    # predict's entry point is an ASGI one, which FUNCTION_USE_ASGI selects in functions-framework.
+    # predict's entry point is an ASGI one: the functions module gives it FUNCTION_USE_ASGI.
     assert "functions_framework.aio" in (REPO / "functions" / "predict" / "main.py").read_text()
     call = named_blocks(REPO, "module")["functions"]
     assert call["function_environment_variables"] == "local.function_environment"

@@ -160,6 +160,40 @@ def test_concurrent_webhooks_through_the_app_form_batches_and_all_arrive(stack, 
     assert {r.json()["message_id"] for r in responses} == {m.message_id for m in got}
 
 
+def test_server_timing_reports_the_publish_rpc_only_when_asked(stack) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+    from functions_framework.aio import create_asgi_app
+
+    app = create_asgi_app("ingest_webhook", str(SOURCE))
+
+    async def deliver(server_timing: str) -> list[httpx.Response]:
+        settings = settings_of(stack, SHOPML_SERVER_TIMING=server_timing)
+        publisher = AsyncGroupCommitPublisher(settings)
+        bootstrap.override(settings=settings, async_publisher=publisher)
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+                ids = [f"timing-{server_timing}-{i}" for i in range(3)]
+                good = [
+                    await client.post("/", content=ORDER, headers=shopify_headers(ORDER, webhook_id=i))
+                    for i in ids
+                ]
+                bad = await client.post("/", content=ORDER, headers={"X-Shopify-Hmac-Sha256": "x"})
+                return [*good, bad]
+        finally:
+            await publisher.aclose()
+            bootstrap.reset()
+
+    started = time.perf_counter()
+    timed = asyncio.run(deliver("true"))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    assert [r.status_code for r in timed] == [200, 200, 200, 401]
+    rpc_ms = [float(r.headers["server-timing"].removeprefix("pubsub;dur=")) for r in timed[:3]]
+    assert all(0 < ms < elapsed_ms for ms in rpc_ms)  # the RPC's round trip, inside the request's
+    assert "server-timing" not in timed[3].headers  # nothing was published
+    assert all("server-timing" not in r.headers for r in asyncio.run(deliver("false")))
+
+
 def post(info: StackInfo, webhook_id: str) -> requests.Response:
     headers = shopify_headers(ORDER, webhook_id=webhook_id)
     return requests.post(info.url("ingest_webhook"), data=ORDER, headers=headers, timeout=10)
