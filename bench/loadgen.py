@@ -65,6 +65,14 @@ class LoadResult:
             "p50_ms": round(self.percentile(50), 2),
             "p99_ms": round(self.percentile(99), 2),
             "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
+            **(
+                {
+                    "broker_p99_ms": round(self.percentile(99, "broker_ms"), 2),
+                    "own_p99_ms": round(self.percentile(99, "own_ms"), 2),
+                }
+                if self.own_ms
+                else {}
+            ),
         }
 
 
