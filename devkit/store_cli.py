@@ -13,6 +13,18 @@ from pathlib import Path
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
+def _failed(exc: Exception, again: str) -> int:
+    """A store command's failure: exit 1 with ``again`` (how to retry) for a transient error,
+    else exit 2 (bad input or refused)."""
+    from shared.errors import TransientError
+
+    if isinstance(exc, TransientError):
+        print(f"failed: {exc} ({again})")
+        return 1
+    print(f"error: {exc}")
+    return 2
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     from devkit.connect import connect
     from shared.adapters.object_stores import create_object_store
@@ -41,12 +53,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
             state=state,
             dry_run=args.dry_run,
         )
-    except PermanentError as exc:
-        print(f"error: {exc}")
-        return 2
-    except TransientError as exc:
-        print(f"failed: {exc} (retry later)")
-        return 1
+    except (PermanentError, TransientError) as exc:
+        return _failed(exc, "retry later")
     return 0
 
 
@@ -88,12 +96,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             concurrency=1 if args.direct else 8,  # the in-process loader plans under one lock
         )
-    except PermanentError as exc:
-        print(f"error: {exc}")
-        return 2
-    except TransientError as exc:
-        print(f"failed: {exc} (run the same command again: it resumes)")
-        return 1
+    except (PermanentError, TransientError) as exc:
+        return _failed(exc, "run the same command again: it resumes")
     finally:
         close_warehouse(warehouse)
     if not report.already_complete:
@@ -155,12 +159,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             since=since,
             log=say,
         )
-    except PermanentError as exc:
-        print(f"error: {exc}")
-        return 2
-    except TransientError as exc:
-        print(f"failed: {exc} (run again: passes that finished moved their watermark)")
-        return 1
+    except (PermanentError, TransientError) as exc:
+        return _failed(exc, "run again: passes that finished moved their watermark")
     finally:
         close_warehouse(warehouse)
     return 0
