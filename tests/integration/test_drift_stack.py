@@ -27,6 +27,7 @@ from shared.features import COLUMNS, HISTORY
 from shared.monitoring import drift
 from shared.registry import register_model
 from shared.training.dataset import MODEL_FEATURES
+from tests.integration import waiting
 from tests.serving_fakes import model_card, tiny_onnx
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,13 +38,7 @@ TODAY = datetime.now(UTC).date()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(what, check, timeout_s)
 
 
 def feature_frame(scale: float, seed: int) -> Any:

@@ -8,7 +8,6 @@ ingest_webhook → Pub/Sub → validate_load → feature server ``/push``.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +23,7 @@ from shared.features import COLUMNS
 from shared.features.online import FeatureServerUnavailable, OnlineFeatures
 from shared.features.push import StateUpdate, push_body, push_state
 from tests.conftest import SECRET, shopify_headers
+from tests.integration.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,15 +73,6 @@ def hand_made_frame() -> Any:
     )
 
 
-def wait_until_true(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     with LocalStack(
@@ -116,7 +107,7 @@ def published(stack: StackInfo, client: OnlineFeatures) -> dict[str, Any]:
         except FeatureServerUnavailable:
             return False
 
-    wait_until_true(served, 20, "the feature server to load the applied registry")
+    wait_for("the feature server to load the applied registry", served, 20)
     return {"views": views, "window": window}
 
 
@@ -218,7 +209,7 @@ def test_webhooks_reach_the_online_store_through_validate_load(
     def price_pushed() -> bool:
         return client.get([variant], ["price"])[variant]["price"] == 15.0
 
-    wait_until_true(price_pushed, 60, "validate_load to push the new price")
+    wait_for("validate_load to push the new price", price_pushed, 60)
     assert client.get([variant], ["discount", "inventory_on_hand"])[variant] == {
         "discount": pytest.approx(0.25),
         "inventory_on_hand": None,  # no stock known yet
@@ -234,7 +225,7 @@ def test_webhooks_reach_the_online_store_through_validate_load(
     def stock_pushed() -> bool:
         return client.get([variant], ["inventory_on_hand"])[variant]["inventory_on_hand"] == 6
 
-    wait_until_true(stock_pushed, 60, "validate_load to push the stock level")
+    wait_for("validate_load to push the stock level", stock_pushed, 60)
     assert client.get([variant], ["price"])[variant]["price"] == 15.0  # carried, not lost
 
     log = (Path(stack.home) / "run" / "logs" / "validate_load.log").read_text()

@@ -5,7 +5,6 @@ and dead letters held on the emulator's ``<dlq>-hold`` subscription."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from devkit.local.stack import LocalStack, StackInfo
 from shared.adapters.pubsub import admin_clients, drain_subscription
 from shared.bootstrap import create_warehouse
 from tests.conftest import SECRET, shopify_headers
+from tests.integration import waiting
 from tests.privacy_support import (
     A_EMAIL,
     A_ID,
@@ -54,13 +54,7 @@ def deliver(info: StackInfo, body: dict[str, Any], topic: str, webhook_id: str) 
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(what, check, timeout_s, interval_s=1.0)
 
 
 def test_customers_redact_through_the_stack_reaches_warehouse_and_dead_letters(stack: StackInfo) -> None:

@@ -5,7 +5,6 @@ found by the ``reconcile`` function, triggered by a message on the ``reconcile``
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,19 +20,11 @@ from shared.adapters.shopify_admin import ShopifyAdmin
 from shared.bootstrap import close_warehouse, create_warehouse
 from shared.storesync.state import SyncState
 from tests.conftest import SECRET
+from tests.integration.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SHOP = "stack-store.myshopify.com"
 TOKEN = "shpat_stack"
-
-
-def wait_for(check, timeout_s: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def test_backfill_then_reconcile_through_the_stack(tmp_path: Path) -> None:
@@ -61,7 +52,8 @@ def test_backfill_then_reconcile_through_the_stack(tmp_path: Path) -> None:
                 )
                 return int(rows[0]["n"])
 
-            assert wait_for(lambda: loaded() >= report.published) and loaded() == report.published
+            wait_for("the back-filled events loaded", lambda: loaded() >= report.published, 120, 0.5)
+            assert loaded() == report.published
             before = warehouse.query("SELECT COUNT(*) AS n FROM orders_latest")[0]["n"]
             assert before == len(standin.state.shops[SHOP].orders)
             close_warehouse(warehouse)
@@ -79,12 +71,12 @@ def test_backfill_then_reconcile_through_the_stack(tmp_path: Path) -> None:
                 held = {str(r["id"]): r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows}
                 return held == truth
 
-            assert wait_for(reconciled, 180), "reconcile did not bring orders_latest to the store's state"
+            wait_for("reconcile to bring orders_latest to the store's state", reconciled, 180, 0.5)
             sources = {r["source"] for r in warehouse.query("SELECT DISTINCT source FROM raw_events")}
             assert sources == {"backfill", "reconcile"}
             # The function saves its watermark after its last publish: the loads it published
             # may land before that.
-            assert wait_for(lambda: state.watermark(SHOP) is not None, 60)
+            wait_for("the reconcile watermark", lambda: state.watermark(SHOP) is not None, 60, 0.5)
             close_warehouse(warehouse)
             publisher.close()
     finally:
