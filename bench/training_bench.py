@@ -240,17 +240,17 @@ def run_real(
 
 
 def report_real(result: dict[str, Any]) -> str:
-    keys = ("wape", "rmse", "rmsse_mean", "rmsse_weighted", "bias")
+    keys = ("wape", "wape_weekly", "rmse", "rmsse_mean", "rmsse_weighted", "bias")
     lines = [
         f"{result['file']}: {result['variants']} variants, {result['feature_rows']:,} feature rows, "
         f"features {result['features_s']:.1f} s, training {result['training_s']:.1f} s, "
         f"{result['rounds']} rounds",
-        "| window | forecaster | WAPE | RMSE | RMSSE mean | RMSSE weighted | bias |",
-        "|---|---|---|---|---|---|---|",
+        "| window | forecaster | WAPE daily | WAPE weekly | RMSE | RMSSE mean | RMSSE weighted | bias |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for window in result["windows"]:
         for name, values in window["metrics"].items():
-            cells = " | ".join("-" if values[k] is None else f"{values[k]:.3f}" for k in keys)
+            cells = " | ".join("-" if values.get(k) is None else f"{values[k]:.3f}" for k in keys)
             lines.append(f"| {window['window']} | {name} | {cells} |")
     gate = result["gate"]
     parity = result["parity"]
@@ -263,8 +263,13 @@ def report_real(result: dict[str, Any]) -> str:
         lines.append(
             f"sharpening on {post['chosen_on']}: chose k {post['k']:g}, s {post['s']:.4g}; grid: {grid}"
         )
+    judged = gate.get("judged_on") or {}
+    for name, means in (judged.get("means") or {}).items():
+        cells = ", ".join(f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in means.items())
+        lines.append(f"gate means over {judged['windows']} windows, {name}: {cells}")
     lines.append(
-        f"gate: {gate['verdict']} ({'; '.join(gate['reasons']) or 'beats every baseline'}); best baseline "
+        f"gate ({gate['rules']['wape_grain']} WAPE): {gate['verdict']} "
+        f"({'; '.join(gate['reasons']) or 'beats every baseline'}); best baseline "
         f"{gate['best_baseline']}; decision {result['decision']}; holdout horizons without sales "
         f"{result['windows'][-2]['no_sales']}"
     )

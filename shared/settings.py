@@ -124,11 +124,14 @@ class Settings:
     registry_url: str = ""
     model_name: str = "demand"
     champion_tolerance: float = 0.02  # candidate WAPE may exceed the champion's by this fraction
-    # Baseline gate (shared/training/gate.py): beat zero, seasonal naive and the 28-day average
-    # on WAPE and weighted RMSSE by these fractions, with |bias| within the bound.
+    # Baseline gate (shared/training/gate.py): in the mean over the cross-validation windows, beat
+    # zero, seasonal naive and the 28-day average on WAPE (weekly sums per variant, or daily),
+    # RMSE and weighted RMSSE by these fractions, with the mean |bias| within the bound.
     gate_wape_margin: float = 0.01
     gate_rmsse_margin: float = 0.01
     gate_max_abs_bias: float = 0.10
+    gate_rmse_margin: float = 0.01
+    gate_wape_grain: str = "weekly"  # or "daily"
     training_backend: str = "local"  # or "vertex" (CustomJob)
     training_history_days: int = 548  # about 18 months
     vertex_region: str = "europe-west1"
@@ -235,6 +238,8 @@ class Settings:
             gate_wape_margin=_float(env, "SHOPML_GATE_WAPE_MARGIN", 0.01, allow_zero=True),
             gate_rmsse_margin=_float(env, "SHOPML_GATE_RMSSE_MARGIN", 0.01, allow_zero=True),
             gate_max_abs_bias=_float(env, "SHOPML_GATE_MAX_ABS_BIAS", 0.10),
+            gate_rmse_margin=_float(env, "SHOPML_GATE_RMSE_MARGIN", 0.01, allow_zero=True),
+            gate_wape_grain=(env.get("SHOPML_GATE_WAPE_GRAIN") or "weekly").lower(),
             training_backend=env.get("SHOPML_TRAINING_BACKEND") or "local",
             training_history_days=_int(env, "SHOPML_TRAINING_HISTORY_DAYS", 548),
             vertex_region=env.get("SHOPML_VERTEX_REGION") or "europe-west1",
@@ -317,6 +322,10 @@ class Settings:
         if settings.metrics_export not in ("", "otlp"):
             raise ConfigurationError(
                 f"SHOPML_METRICS_EXPORT={settings.metrics_export!r}: leave it empty (off) or set otlp"
+            )
+        if settings.gate_wape_grain not in ("weekly", "daily"):
+            raise ConfigurationError(
+                f"SHOPML_GATE_WAPE_GRAIN={settings.gate_wape_grain!r}: choose weekly (default) or daily"
             )
         if settings.training_backend not in ("local", "vertex"):
             raise ConfigurationError(

@@ -6,6 +6,12 @@ forecast is one of the baselines. RMSSE as in M5: per variant, the root of its m
 error over the evaluation rows divided by its mean squared one-step naive error over its
 training history from its first sale; variants whose denominator is zero (never sold before
 the cutoff, or sold the same amount every day) are left out and counted.
+
+WAPE is also taken on weekly sums (``wape_weekly``: per variant, horizons 1-7, 8-14, ... from
+the origin). On a day where a variant more likely sells nothing than something, the zero
+forecast has the least expected absolute error of any forecast (the median minimises it), so
+an unbiased daily forecast of intermittent demand cannot beat zero on daily WAPE; a week is
+the grain a merchant restocks on, and there the comparison means something.
 """
 
 from __future__ import annotations
@@ -18,12 +24,25 @@ import numpy as np
 
 METRICS: tuple[str, ...] = ("wape", "mae", "rmse", "bias")
 SCALE_WINDOW_DAYS = 28  # M5 weights a series by its sales over the last 28 days of training
+WEEK_DAYS = 7  # the grain of ``wape_weekly``
 
 
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Weighted absolute percentage error: sum |error| / sum |actual| (NaN when nothing sold)."""
     denominator = float(np.abs(actual).sum())
     return float(np.abs(forecast - actual).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def wape_weekly(
+    actual: np.ndarray, forecast: np.ndarray, variant_id: np.ndarray, horizon: np.ndarray
+) -> float:
+    """WAPE of each variant's weekly sums from the forecast origin (horizons 1-7, 8-14, ...)."""
+    week = (np.asarray(horizon, dtype=np.int64) - 1) // WEEK_DAYS
+    _, bucket = np.unique(
+        np.stack([np.asarray(variant_id, dtype=np.int64), week]), axis=1, return_inverse=True
+    )
+    bucket = bucket.ravel()
+    return wape(np.bincount(bucket, weights=actual), np.bincount(bucket, weights=forecast))
 
 
 def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -145,7 +164,8 @@ def evaluate(
     variant_id: np.ndarray,
     scale: Scales,
 ) -> dict[str, Any]:
-    """One forecaster, overall and per horizon: WAPE, MAE, RMSE, bias, RMSSE (mean, weighted).
+    """One forecaster, overall and per horizon: WAPE, MAE, RMSE, bias, RMSSE (mean, weighted);
+    overall also WAPE on weekly sums (``wape_weekly``).
 
     On a horizon without any sale (a day the shop is closed) WAPE and bias are undefined
     (None) and the horizon is listed in ``horizons_without_sales``; MAE, RMSE, RMSSE and
@@ -154,7 +174,11 @@ def evaluate(
     """
     actual = np.asarray(actual, dtype=float)
     forecast = np.asarray(forecast, dtype=float)
-    overall: dict[str, Any] = {**score(actual, forecast), "rmsse": rmsse(actual, forecast, variant_id, scale)}
+    overall: dict[str, Any] = {
+        **score(actual, forecast),
+        "wape_weekly": wape_weekly(actual, forecast, variant_id, horizon),
+        "rmsse": rmsse(actual, forecast, variant_id, scale),
+    }
     overall["actual_units"] = float(actual.sum())
     horizons = np.unique(horizon)
     per_horizon_units = float(actual.sum()) / max(horizons.size, 1)

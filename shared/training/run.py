@@ -64,7 +64,7 @@ def run(
     logger.info("feature table built", rows=len(frame), seconds=round(feature_seconds, 2), run_id=run_id)
 
     champion = find_champion(registry, model)
-    rules = GateRules(settings.gate_wape_margin, settings.gate_rmsse_margin, settings.gate_max_abs_bias)
+    rules = GateRules.from_settings(settings)
     result: TrainingResult = train(
         frame, config, champion, tolerance=settings.champion_tolerance, gate_rules=rules
     )

@@ -24,7 +24,7 @@ from shared.errors import PermanentError
 from shared.ports import ModelVersion
 from shared.training import dataset, export, metrics, postprocess
 from shared.training.dataset import MAX_HORIZON, MODEL_FEATURES
-from shared.training.gate import BASELINES, GateRules, judge
+from shared.training.gate import BASELINES, WAPE_GRAINS, GateRules, best_baseline, judge
 
 EPOCH = date(1970, 1, 1)
 
@@ -195,7 +195,7 @@ def _headline(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Overall numbers per forecaster, for the fold table and the summary."""
     return {
         name: {
-            **{key: entry["overall"][key] for key in (*metrics.METRICS, "actual_units")},
+            **{key: entry["overall"][key] for key in (*metrics.METRICS, "wape_weekly", "actual_units")},
             "rmsse_mean": entry["overall"]["rmsse"]["mean"],
             "rmsse_weighted": entry["overall"]["rmsse"]["weighted"],
         }
@@ -300,6 +300,8 @@ def train(
     parity = export.check_parity(onnx_model, native, holdout.inputs)
     timings["parity_s"] = time.perf_counter() - export_started - timings["export_s"]
 
+    # The champion is compared on the holdout, at the grain the gate judges WAPE on.
+    wape_key = WAPE_GRAINS[gate_rules.wape_grain]
     champion_entry: dict[str, Any] | None = None
     champion_wape: float | None = None
     if champion is not None:
@@ -309,21 +311,23 @@ def train(
         else:
             theirs = export.onnx_predict(export.onnx_session(champion.onnx_model, threads=2), matrix)
             evaluation.update(evaluate_window(panel, holdout, cutoff, {"champion": theirs}))
-            champion_wape = _float(evaluation["champion"]["overall"]["wape"])
+            champion_wape = _float(evaluation["champion"]["overall"][wape_key])
             champion_entry = {"version": champion.version, "comparable": True, "wape": champion_wape}
-    candidate_wape = _float(evaluation["model"]["overall"]["wape"])
+    candidate_wape = _float(evaluation["model"]["overall"][wape_key])
     champion_decision = decide(candidate_wape, champion_wape, tolerance)
-    verdict = judge(evaluation, gate_rules)
+    compared = ("model", *BASELINES, *(("model_unsharpened",) if not sharpening.identity else ()))
+    holdout_headline = _headline({name: evaluation[name] for name in compared})
+    windows = [fold["metrics"] for fold in folds] + [holdout_headline]
+    verdict = judge(windows, gate_rules, best_baseline(evaluation))
     decision = "promote" if verdict.passed and champion_decision == "promote" else "reject"
     reasons = list(verdict.reasons)
     if champion_decision != "promote":
         reasons.append(
-            f"WAPE {candidate_wape:.4f} is worse than the champion's {champion_wape:.4f} by more than "
+            f"WAPE ({gate_rules.wape_grain}) {candidate_wape:.4f} is worse than the champion's "
+            f"{champion_wape:.4f} by more than "
             f"{tolerance:.1%}"
         )
-    compared = ("model", *BASELINES, *(("model_unsharpened",) if not sharpening.identity else ()))
-    holdout_headline = _headline({name: evaluation[name] for name in compared})
-    cv = cv_summary([fold["metrics"] for fold in folds] + [holdout_headline])
+    cv = cv_summary(windows)
 
     reference = dataset.reference_distributions(train_rows.features, MODEL_FEATURES)
     inputs = train_rows.inputs
@@ -363,7 +367,7 @@ def train(
         "postprocessing": _postprocessing_card(sharpening_fit, folds, cv, holdout_headline),
         "metrics": evaluation,
         "horizons_without_sales": evaluation["model"]["horizons_without_sales"],
-        "wape_model": candidate_wape,
+        "wape_model": _float(evaluation["model"]["overall"]["wape"]),
         "wape_seasonal_naive": _float(evaluation["seasonal_naive"]["overall"]["wape"]),
         "wape_moving_average_28": _float(evaluation["moving_average_28"]["overall"]["wape"]),
         "wape_zero": _float(evaluation["zero"]["overall"]["wape"]),
@@ -377,6 +381,7 @@ def train(
             "tolerance": tolerance,
             "decision": champion_decision,
             "candidate_wape": candidate_wape,
+            "wape_grain": gate_rules.wape_grain,
         },
         "parity": {
             "max_abs_diff": parity.max_abs_diff,

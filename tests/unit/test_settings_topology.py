@@ -54,6 +54,8 @@ def test_settings_are_frozen() -> None:
         ("SHOPML_STORE_TOPICS", "orders/create,shop/redact", "privacy topics"),
         ("SHOPML_PUBLISH_LINGER_MS", "-1", "zero or more"),
         ("SHOPML_PUBLISH_SENDERS", "0", "greater than zero"),
+        ("SHOPML_GATE_WAPE_GRAIN", "monthly", "choose weekly (default) or daily"),
+        ("SHOPML_GATE_RMSE_MARGIN", "a bit", "not a number"),
     ],
 )
 def test_bad_settings_are_named(name: str, value: str, fragment: str) -> None:

@@ -148,45 +148,162 @@ def json_safe(value: object) -> bool:
 
 
 def evaluation_of(**overall: dict[str, float]) -> dict[str, dict[str, object]]:
-    """A minimal evaluation: per forecaster its overall WAPE, weighted RMSSE and bias."""
+    """A minimal holdout evaluation: per forecaster its overall WAPE and weighted RMSSE."""
     return {
-        name: {"overall": {"wape": m["wape"], "bias": m.get("bias", 0.0), "rmsse": {"weighted": m["rmsse"]}}}
+        name: {"overall": {"wape": m["wape"], "rmsse": {"weighted": m["rmsse"]}}}
         for name, m in overall.items()
     }
 
 
-def test_the_gate_promotes_a_model_that_beats_every_baseline() -> None:
-    evaluation = evaluation_of(
-        model={"wape": 0.90, "rmsse": 0.70, "bias": -0.05},
-        zero={"wape": 1.00, "rmsse": 0.80, "bias": -1.0},
-        seasonal_naive={"wape": 1.20, "rmsse": 0.95},
-        moving_average_28={"wape": 0.95, "rmsse": 0.75},
+def window(**headline: dict[str, float]) -> dict[str, dict[str, float]]:
+    """One cross-validation window as the trainer summarises it: per forecaster its headline
+    numbers (daily WAPE defaults to the weekly one, RMSE to 10, bias to 0)."""
+    return {
+        name: {
+            "wape_weekly": m["wape"],
+            "wape": m.get("daily", m["wape"]),
+            "rmse": m.get("rmse", 10.0),
+            "rmsse_weighted": m["rmsse"],
+            "bias": m.get("bias", 0.0),
+        }
+        for name, m in headline.items()
+    }
+
+
+BASELINE_WINDOW = {
+    "zero": {"wape": 1.00, "rmsse": 0.80, "bias": -1.0, "rmse": 12.0, "daily": 1.0},
+    "seasonal_naive": {"wape": 1.20, "rmsse": 0.95, "rmse": 14.0, "daily": 1.5},
+    "moving_average_28": {"wape": 0.95, "rmsse": 0.75, "rmse": 11.0, "daily": 1.3},
+}
+
+
+def test_the_gate_promotes_a_model_that_beats_every_baseline_over_the_windows() -> None:
+    windows = [
+        window(
+            model={"wape": 0.90, "rmsse": 0.70, "bias": -0.05, "rmse": 10.0, "daily": 1.2}, **BASELINE_WINDOW
+        ),
+        window(
+            model={"wape": 0.80, "rmsse": 0.68, "bias": 0.08, "rmse": 9.0, "daily": 1.2}, **BASELINE_WINDOW
+        ),
+    ]
+    verdict = judge(
+        windows, GateRules(wape_margin=0.05, rmsse_margin=0.05, max_abs_bias=0.10), "moving_average_28"
     )
-    verdict = judge(evaluation, GateRules(wape_margin=0.05, rmsse_margin=0.05, max_abs_bias=0.10))
     assert verdict.passed and verdict.reasons == []
-    assert verdict.best_baseline == "moving_average_28"  # lowest RMSSE, not the zero forecast's WAPE
-    assert verdict.to_card()["verdict"] == "pass"
+    assert verdict.judged_on["windows"] == 2
+    assert verdict.judged_on["means"]["model"]["wape"] == pytest.approx(0.85)  # weekly, by default
+    assert verdict.judged_on["means"]["model"]["abs_bias"] == pytest.approx(0.065)
+    assert verdict.judged_on["model_bias_by_window"] == [-0.05, 0.08]
+    card = verdict.to_card()
+    assert card["verdict"] == "pass" and card["best_baseline"] == "moving_average_28"
+    assert card["rules"]["wape_grain"] == "weekly"
+    json_safe(card)
 
 
 def test_the_gate_rejects_with_a_reason_per_failed_comparison() -> None:
-    evaluation = evaluation_of(
-        model={"wape": 0.97, "rmsse": 0.74, "bias": -0.28},
-        zero={"wape": 1.00, "rmsse": 0.80, "bias": -1.0},
-        seasonal_naive={"wape": 1.20, "rmsse": 0.95},
-        moving_average_28={"wape": 1.06, "rmsse": 0.75},
+    windows = [
+        window(model={"wape": 0.97, "rmsse": 0.74, "bias": -0.28, "rmse": 11.5}, **BASELINE_WINDOW),
+    ]
+    verdict = judge(
+        windows, GateRules(wape_margin=0.05, rmsse_margin=0.0, max_abs_bias=0.10, rmse_margin=0.0)
     )
-    verdict = judge(evaluation, GateRules(wape_margin=0.05, rmsse_margin=0.0, max_abs_bias=0.10))
     assert not verdict.passed
-    assert len(verdict.reasons) == 2
-    assert "WAPE 0.9700 is not 5.0% below zero (1.0000)" in verdict.reasons
-    assert "|bias| 0.280 exceeds 0.100" in verdict.reasons
+    assert verdict.reasons == [
+        "WAPE (weekly) 0.9700 is not 5.0% below zero (1.0000)",
+        "WAPE (weekly) 0.9700 is not 5.0% below moving_average_28 (0.9500)",
+        "RMSE 11.5000 is not 0.0% below moving_average_28 (11.0000)",
+        "|bias| 0.280 exceeds 0.100",
+    ]
     # Worse than one baseline on RMSSE is a reason of its own.
     worse = judge(
-        {**evaluation, "moving_average_28": evaluation_of(x={"wape": 1.1, "rmsse": 0.7})["x"]},
+        [
+            window(
+                model={"wape": 0.5, "rmsse": 0.74, "rmse": 9.0},
+                **{**BASELINE_WINDOW, "moving_average_28": {"wape": 1.1, "rmsse": 0.7}},
+            )
+        ],
         GateRules(0.0, 0.0, 0.5),
     )
     assert worse.reasons == ["RMSSE (weighted) 0.7400 is not 0.0% below moving_average_28 (0.7000)"]
-    assert best_baseline(evaluation) == "moving_average_28"
+    assert best_baseline(evaluation_of(**BASELINE_WINDOW)) == "moving_average_28"
+
+
+def test_the_gate_judges_the_mean_over_the_windows_not_the_last_one() -> None:
+    """A model that wins the holdout but loses the folds is refused, and the other way round."""
+    lucky_holdout = [
+        window(model={"wape": 1.20, "rmsse": 0.70}, **BASELINE_WINDOW),
+        window(model={"wape": 1.15, "rmsse": 0.70}, **BASELINE_WINDOW),
+        window(model={"wape": 0.60, "rmsse": 0.70}, **BASELINE_WINDOW),  # the holdout
+    ]
+    refused = judge(lucky_holdout, GateRules())
+    assert refused.reasons == [
+        "WAPE (weekly) 0.9833 is not 1.0% below moving_average_28 (0.9500)",
+    ]
+    unlucky_holdout = [
+        lucky_holdout[2],
+        lucky_holdout[2],
+        window(model={"wape": 0.98, "rmsse": 0.70}, **BASELINE_WINDOW),
+    ]
+    assert judge(unlucky_holdout, GateRules()).passed
+
+
+def test_the_gate_bounds_the_mean_absolute_bias_so_opposite_windows_do_not_cancel() -> None:
+    windows = [
+        window(model={"wape": 0.5, "rmsse": 0.5, "bias": 0.15}, **BASELINE_WINDOW),
+        window(model={"wape": 0.5, "rmsse": 0.5, "bias": -0.15}, **BASELINE_WINDOW),
+    ]
+    verdict = judge(windows, GateRules(max_abs_bias=0.10))
+    assert verdict.reasons == ["|bias| 0.150 exceeds 0.100"]  # the signed mean would be 0
+
+
+def test_the_gate_can_judge_wape_on_days() -> None:
+    """With ``wape_grain="daily"`` the zero forecast's daily WAPE of 1.0 is the bar; the same
+    model that passes on weekly sums fails there."""
+    windows = [window(model={"wape": 0.80, "rmsse": 0.70, "daily": 1.2}, **BASELINE_WINDOW)]
+    assert judge(windows, GateRules()).passed
+    daily = judge(windows, GateRules(wape_grain="daily"))
+    assert daily.reasons == ["WAPE (daily) 1.2000 is not 1.0% below zero (1.0000)"]
+    with pytest.raises(PermanentError, match="choose weekly or daily"):
+        GateRules(wape_grain="monthly")
+    with pytest.raises(PermanentError, match="at least one evaluation window"):
+        judge([], GateRules())
+
+
+def test_the_gate_rules_come_from_settings() -> None:
+    from shared.settings import Settings
+
+    assert GateRules.from_settings(Settings.from_env({})) == GateRules()
+    rules = GateRules.from_settings(
+        Settings.from_env(
+            {
+                "SHOPML_GATE_WAPE_MARGIN": "0.02",
+                "SHOPML_GATE_RMSSE_MARGIN": "0.03",
+                "SHOPML_GATE_RMSE_MARGIN": "0",
+                "SHOPML_GATE_MAX_ABS_BIAS": "0.2",
+                "SHOPML_GATE_WAPE_GRAIN": "Daily",
+            }
+        )
+    )
+    assert rules == GateRules(
+        wape_margin=0.02, rmsse_margin=0.03, max_abs_bias=0.2, rmse_margin=0.0, wape_grain="daily"
+    )
+
+
+def test_weekly_wape_sums_each_variant_s_week_from_the_origin() -> None:
+    """One lump of 7 units a week on an unknown day: forecasting 1 a day is unbiased and loses
+    to the zero forecast day by day (WAPE 12/7 against 1), and is exact week by week."""
+    horizon = np.tile(np.arange(1, 15), 2)  # two variants, 14 days each
+    variant = np.repeat([11, 12], 14)
+    actual = np.zeros(28)
+    actual[[2, 9, 14 + 0, 14 + 13]] = 7.0  # one lump in each variant's each week
+    forecast = np.ones(28)
+    assert metrics.wape(actual, forecast) == pytest.approx(12 / 7)
+    assert metrics.wape_weekly(actual, forecast, variant, horizon) == pytest.approx(0.0)
+    assert metrics.wape_weekly(actual, np.zeros(28), variant, horizon) == pytest.approx(1.0)
+    # Weeks are counted from the origin per variant: a lump moved into the next week is an error.
+    shifted = actual.copy()
+    shifted[2], shifted[7] = 0.0, 7.0  # variant 11: its week-1 lump moves into week 2
+    assert metrics.wape_weekly(shifted, forecast, variant, horizon) == pytest.approx(14 / 28)
 
 
 def test_scores_are_split_by_horizon() -> None:
@@ -416,11 +533,15 @@ def test_a_worse_champion_is_beaten_and_a_better_one_wins(trained: tuple[pd.Data
     itself = Champion("1.0.0", card, result.onnx_model)  # type: ignore[attr-defined]
     again = train(frame, TrainerConfig(cv_folds=2, max_rounds=120, threads=2), itself)
     assert again.card["champion"]["comparable"] is True
-    assert again.card["champion"]["wape"] == pytest.approx(card["wape_model"], rel=1e-6)
+    # Compared on the holdout at the gate's WAPE grain (weekly sums by default).
+    assert again.card["champion"]["wape_grain"] == "weekly"
+    assert again.card["champion"]["wape"] == pytest.approx(
+        card["metrics"]["model"]["overall"]["wape_weekly"], rel=1e-6
+    )
     assert again.decision == "promote"  # equal is not worse
     # A weak candidate (a single tree) loses to the same champion.
     weak = train(frame, TrainerConfig(cv_folds=1, max_rounds=1, threads=2), itself, tolerance=0.0)
-    assert weak.card["champion"]["wape"] < weak.card["wape_model"]
+    assert weak.card["champion"]["wape"] < weak.card["champion"]["candidate_wape"]
     assert weak.decision == "reject" and weak.card["champion"]["decision"] == "reject"
     assert weak.card["decision"] == "reject" and any("champion" in reason for reason in weak.card["reasons"])
 
